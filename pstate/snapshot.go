@@ -1,0 +1,420 @@
+package pstate
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+)
+
+// The snapshot body, written inside the checkpoint file's framing (which
+// compresses it and checksums it). Integers are uvarints, times zigzag
+// varints of Unix nanoseconds, strings a uvarint length and the bytes.
+//
+//	+---------+-----+-----------+-------+-------+------------+-------+---------+
+//	| version | seq | id window | njobs | job * | nworkspace | ws *  | nids .. |
+//	|  0x01   |     |   (max)   |       |       |            |       |         |
+//	+---------+-----+-----------+-------+-------+------------+-------+---------+
+//
+//	job:   id name worker reason | state byte | submitted started finished |
+//	       nlabels (key value)* | nsteps name* |
+//	       nattempts (step num status-byte started finished exit)* |
+//	       nworkspaces id*
+//	ws:    id job_id path | released byte (0/1) | allocated released
+//	ids:   nids (id seq)*   oldest first
+//
+// Jobs come in job_id order and workspaces in workspace_id order, straight
+// from the sorted maps, so equal states give equal bytes. The body ends
+// right after the last id.
+const snapshotVersion = 1
+
+// CorruptionError is a snapshot body that cannot be decoded: Offset is the
+// byte offset in the (decompressed) body, Kind says what is wrong.
+type CorruptionError struct {
+	Offset int64
+	Kind   string
+	Err    error
+}
+
+func (e *CorruptionError) Error() string {
+	if e.Err != nil {
+		return fmt.Sprintf("pstate: snapshot body at offset %d: %s: %v", e.Offset, e.Kind, e.Err)
+	}
+	return fmt.Sprintf("pstate: snapshot body at offset %d: %s", e.Offset, e.Kind)
+}
+
+func (e *CorruptionError) Unwrap() error { return e.Err }
+
+// EncodeSnapshot writes the state's snapshot body to w, streaming from the
+// immutable maps: memory use does not grow with the state. It may run on
+// any goroutine while the engine goes on: s never changes.
+func (s *State) EncodeSnapshot(w io.Writer) error {
+	bw := bufio.NewWriterSize(w, 64<<10)
+	e := snapWriter{w: bw}
+	e.byte(snapshotVersion)
+	e.uvarint(s.seq)
+	e.uvarint(uint64(s.ids.max))
+	e.uvarint(uint64(s.jobIDs.Len()))
+	it := s.jobIDs.Iterator()
+	for !it.Done() && e.err == nil {
+		id, _, _ := it.Next()
+		j, _ := s.jobs.Get(id)
+		e.job(j)
+	}
+	e.uvarint(uint64(s.ws.Len()))
+	wit := s.ws.Iterator()
+	for !wit.Done() && e.err == nil {
+		_, w, _ := wit.Next()
+		e.str(w.id)
+		e.str(w.jobID)
+		e.str(w.path)
+		e.bool(w.isReleased)
+		e.varint(w.allocated)
+		e.varint(w.released)
+	}
+	e.uvarint(uint64(s.ids.ring.Len()))
+	_ = s.ids.each(func(id string, seq uint64) error {
+		e.str(id)
+		e.uvarint(seq)
+		return e.err
+	})
+	if e.err != nil {
+		return fmt.Errorf("write snapshot: %w", e.err)
+	}
+	if err := bw.Flush(); err != nil {
+		return fmt.Errorf("write snapshot: %w", err)
+	}
+	return nil
+}
+
+type snapWriter struct {
+	w   *bufio.Writer
+	buf [binary.MaxVarintLen64]byte
+	err error
+}
+
+func (e *snapWriter) byte(b byte) {
+	if e.err == nil {
+		e.err = e.w.WriteByte(b)
+	}
+}
+
+func (e *snapWriter) bool(b bool) {
+	if b {
+		e.byte(1)
+	} else {
+		e.byte(0)
+	}
+}
+
+func (e *snapWriter) uvarint(v uint64) {
+	if e.err == nil {
+		_, e.err = e.w.Write(binary.AppendUvarint(e.buf[:0], v))
+	}
+}
+
+func (e *snapWriter) varint(v int64) {
+	if e.err == nil {
+		_, e.err = e.w.Write(binary.AppendVarint(e.buf[:0], v))
+	}
+}
+
+func (e *snapWriter) str(s string) {
+	e.uvarint(uint64(len(s)))
+	if e.err == nil {
+		_, e.err = e.w.WriteString(s)
+	}
+}
+
+func (e *snapWriter) job(j *job) {
+	e.str(j.id)
+	e.str(j.name)
+	e.str(j.worker)
+	e.str(j.reason)
+	e.byte(byte(j.state))
+	e.varint(j.submitted)
+	e.varint(j.started)
+	e.varint(j.finished)
+	e.uvarint(uint64(len(j.labels)))
+	for _, l := range j.labels {
+		e.str(l.key)
+		e.str(l.value)
+	}
+	e.uvarint(uint64(len(j.steps)))
+	for _, s := range j.steps {
+		e.str(s)
+	}
+	e.uvarint(uint64(len(j.attempts)))
+	for _, a := range j.attempts {
+		e.uvarint(uint64(a.step))
+		e.uvarint(uint64(a.num))
+		e.byte(a.status)
+		e.varint(a.started)
+		e.varint(a.finished)
+		e.varint(int64(a.exit))
+	}
+	e.uvarint(uint64(len(j.workspaces)))
+	for _, w := range j.workspaces {
+		e.str(w)
+	}
+}
+
+// DecodeSnapshot reads a snapshot body written by EncodeSnapshot and builds
+// the state with the maps' builders. seq is the snapshot's seq from its
+// header; the body must hold the same. Bad bytes and any inconsistency (ids
+// out of order, a workspace whose job does not list it, an attempt of an
+// undeclared step...) give a *CorruptionError with the body offset.
+func DecodeSnapshot(r io.Reader, seq uint64) (*State, error) {
+	d := &snapReader{r: bufio.NewReaderSize(r, 64<<10)}
+	s, err := d.state(seq)
+	if err != nil {
+		var ce *CorruptionError
+		if errors.As(err, &ce) {
+			return nil, err
+		}
+		return nil, &CorruptionError{Offset: d.off, Kind: "read", Err: err}
+	}
+	return s, nil
+}
+
+func (d *snapReader) state(seq uint64) (*State, error) {
+	if v := d.byte(); d.err == nil && v != snapshotVersion {
+		return nil, d.corrupt(fmt.Sprintf("unknown version %d", v))
+	}
+	if got := d.uvarint(); d.err == nil && got != seq {
+		return nil, d.corrupt(fmt.Sprintf("body holds seq %d, header %d", got, seq))
+	}
+	window := d.uvarint()
+	if d.err == nil && (window < 1 || window > 1<<32) {
+		return nil, d.corrupt(fmt.Sprintf("id window %d out of range", window))
+	}
+	if d.err != nil {
+		return nil, d.err
+	}
+	b := newStateBuilder(seq, int(window))
+	if err := d.jobs(b); err != nil {
+		return nil, err
+	}
+	if err := d.workspaces(b); err != nil {
+		return nil, err
+	}
+	if err := d.ids(b); err != nil {
+		return nil, err
+	}
+	if _, err := d.r.ReadByte(); err != io.EOF {
+		return nil, d.corrupt("trailing bytes after the last id")
+	}
+	return b.state()
+}
+
+func (d *snapReader) jobs(b *stateBuilder) error {
+	n := d.uvarint()
+	prev := ""
+	for i := uint64(0); i < n && d.err == nil; i++ {
+		start := d.off
+		j := d.job()
+		if d.err != nil {
+			break
+		}
+		if i > 0 && j.id <= prev {
+			return &CorruptionError{Offset: start, Kind: fmt.Sprintf(
+				"job %q not above %q", j.id, prev)}
+		}
+		if err := checkJob(j); err != nil {
+			return &CorruptionError{Offset: start, Kind: "job " + fmt.Sprintf("%q", j.id), Err: err}
+		}
+		prev = j.id
+		b.addJob(j)
+	}
+	return d.err
+}
+
+func (d *snapReader) workspaces(b *stateBuilder) error {
+	n := d.uvarint()
+	prev := ""
+	for i := uint64(0); i < n && d.err == nil; i++ {
+		start := d.off
+		w := &workspace{id: d.str(MaxIDBytes), jobID: d.str(MaxIDBytes), path: d.str(MaxPathBytes)}
+		switch d.byte() {
+		case 0:
+		case 1:
+			w.isReleased = true
+		default:
+			return d.corrupt("bad released byte")
+		}
+		w.allocated, w.released = d.varint(), d.varint()
+		if d.err != nil {
+			break
+		}
+		if i > 0 && w.id <= prev {
+			return &CorruptionError{Offset: start, Kind: fmt.Sprintf(
+				"workspace %q not above %q", w.id, prev)}
+		}
+		if err := b.addWorkspace(w); err != nil {
+			return &CorruptionError{Offset: start, Kind: "workspace", Err: err}
+		}
+		prev = w.id
+	}
+	return d.err
+}
+
+func (d *snapReader) ids(b *stateBuilder) error {
+	n := d.uvarint()
+	if d.err == nil && n > uint64(b.window) {
+		return d.corrupt(fmt.Sprintf("%d ids, more than the window %d", n, b.window))
+	}
+	for i := uint64(0); i < n && d.err == nil; i++ {
+		start := d.off
+		id, seq := d.str(MaxIDBytes), d.uvarint()
+		if d.err != nil {
+			break
+		}
+		if err := b.addID(id, seq); err != nil {
+			return &CorruptionError{Offset: start, Kind: "event id", Err: err}
+		}
+	}
+	return d.err
+}
+
+// snapReader reads the body; the first error sticks and carries the offset.
+type snapReader struct {
+	r   *bufio.Reader
+	off int64
+	err error
+}
+
+func (d *snapReader) corrupt(kind string) error {
+	if d.err == nil {
+		d.err = &CorruptionError{Offset: d.off, Kind: kind}
+	}
+	return d.err
+}
+
+func (d *snapReader) readErr(err error) {
+	if err == io.EOF {
+		err = io.ErrUnexpectedEOF
+	}
+	if d.err == nil {
+		d.err = &CorruptionError{Offset: d.off, Kind: "truncated or unreadable", Err: err}
+	}
+}
+
+func (d *snapReader) byte() byte {
+	if d.err != nil {
+		return 0
+	}
+	c, err := d.r.ReadByte()
+	if err != nil {
+		d.readErr(err)
+		return 0
+	}
+	d.off++
+	return c
+}
+
+func (d *snapReader) uvarint() uint64 {
+	if d.err != nil {
+		return 0
+	}
+	cr := countingByteReader{d: d}
+	v, err := binary.ReadUvarint(&cr)
+	if err != nil {
+		d.readErr(err)
+		return 0
+	}
+	return v
+}
+
+func (d *snapReader) varint() int64 {
+	if d.err != nil {
+		return 0
+	}
+	cr := countingByteReader{d: d}
+	v, err := binary.ReadVarint(&cr)
+	if err != nil {
+		d.readErr(err)
+		return 0
+	}
+	return v
+}
+
+type countingByteReader struct{ d *snapReader }
+
+func (c *countingByteReader) ReadByte() (byte, error) {
+	b, err := c.d.r.ReadByte()
+	if err == nil {
+		c.d.off++
+	}
+	return b, err
+}
+
+func (d *snapReader) str(max int) string {
+	n := d.uvarint()
+	if d.err != nil {
+		return ""
+	}
+	if n > uint64(max) {
+		d.corrupt(fmt.Sprintf("string of %d bytes, more than %d", n, max))
+		return ""
+	}
+	buf := make([]byte, n)
+	if _, err := io.ReadFull(d.r, buf); err != nil {
+		d.readErr(err)
+		return ""
+	}
+	d.off += int64(n)
+	return string(buf)
+}
+
+// count reads a count and refuses one above max.
+func (d *snapReader) count(what string, max uint64) int {
+	n := d.uvarint()
+	if d.err == nil && n > max {
+		d.corrupt(fmt.Sprintf("%d %s, more than %d", n, what, max))
+	}
+	if d.err != nil {
+		return 0
+	}
+	return int(n)
+}
+
+func (d *snapReader) job() *job {
+	j := &job{
+		id: d.str(MaxIDBytes), name: d.str(MaxNameBytes), worker: d.str(MaxNameBytes),
+		reason: d.str(MaxReasonBytes),
+	}
+	j.state = jobState(d.byte())
+	j.submitted, j.started, j.finished = d.varint(), d.varint(), d.varint()
+	if n := d.count("labels", MaxLabels); n > 0 {
+		j.labels = make([]label, n)
+		for i := range j.labels {
+			j.labels[i] = label{d.str(MaxLabelKey), d.str(MaxLabelValue)}
+		}
+	}
+	j.steps = make([]string, d.count("steps", MaxSteps))
+	for i := range j.steps {
+		j.steps[i] = d.str(MaxIDBytes)
+	}
+	if n := d.count("attempts", MaxSteps*MaxAttempt); n > 0 {
+		j.attempts = make([]attempt, 0, min(n, 1024))
+		for range n {
+			a := attempt{step: uint16(d.count("step index", MaxSteps)),
+				num: uint32(d.count("attempt", MaxAttempt)), status: d.byte()}
+			a.started, a.finished = d.varint(), d.varint()
+			exit := d.varint()
+			if exit < minExitCode || exit > maxExitCode {
+				d.corrupt("exit code out of range")
+			}
+			a.exit = int32(exit)
+			j.attempts = append(j.attempts, a)
+		}
+	}
+	if n := d.count("workspaces", MaxJobWorkspaces); n > 0 {
+		j.workspaces = make([]string, 0, min(n, 1024))
+		for range n {
+			j.workspaces = append(j.workspaces, d.str(MaxIDBytes))
+		}
+	}
+	return j
+}
