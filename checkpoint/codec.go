@@ -72,20 +72,23 @@ func Encode(w io.Writer, meta Meta, body func(w io.Writer) error) (n int64, err 
 // trusted for an allocation beyond its bound (1 MiB for a chunk, 64 KiB for
 // the header).
 func Decode(r io.Reader, fn func(meta Meta, body io.Reader) error) error {
-	return decode(r, nil, fn)
+	_, err := decode(r, nil, fn)
+	return err
 }
 
 // decode is Decode with check, called with the meta before fn (Read uses it
-// to match the seq in the file name).
-func decode(r io.Reader, check func(Meta) error, fn func(Meta, io.Reader) error) error {
+// to match the seq in the file name). fnFailed reports that err is fn's own
+// error on a body read without fault.
+func decode(r io.Reader, check func(Meta) error,
+	fn func(Meta, io.Reader) error) (fnFailed bool, err error) {
 	br := bufio.NewReaderSize(r, 64<<10)
 	meta, hlen, err := readHeader(br)
 	if err != nil {
-		return err
+		return false, err
 	}
 	if check != nil {
 		if err := check(meta); err != nil {
-			return err
+			return false, err
 		}
 	}
 
@@ -93,25 +96,25 @@ func decode(r io.Reader, check func(Meta) error, fn func(Meta, io.Reader) error)
 	dec, err := zstd.NewReader(cr, zstd.WithDecoderConcurrency(1),
 		zstd.WithDecoderMaxWindow(maxWindow), zstd.WithDecoderMaxMemory(maxWindow))
 	if err != nil {
-		return fmt.Errorf("checkpoint: new zstd decoder: %w", err)
+		return false, fmt.Errorf("checkpoint: new zstd decoder: %w", err)
 	}
 	defer dec.Close()
 	body := &bodyReader{dec: dec, cr: cr}
 
 	fnErr := fn(meta, body)
 	if body.err != nil {
-		return body.err
+		return false, body.err
 	}
 	if fnErr != nil {
-		return fnErr
+		return true, fnErr
 	}
 
 	// Read what fn left, so that the chunk checksums, the trailer and the
 	// frame's own checksum are all verified before success is claimed.
 	if _, err := io.Copy(io.Discard, body); err != nil {
-		return err
+		return false, err
 	}
-	return finishDecode(br, cr, body.n)
+	return false, finishDecode(br, cr, body.n)
 }
 
 // finishDecode checks, once the zstd stream has ended, that the chunk

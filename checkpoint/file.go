@@ -130,15 +130,17 @@ func List(fsys vfs.FS, dir string) ([]Info, error) {
 // that the seq in its header is the one in its name. A *CorruptionError
 // carries path as its File.
 func Read(fsys vfs.FS, path string, fn func(meta Meta, body io.Reader) error) error {
-	return read(fsys, path, nil, fn)
+	_, err := read(fsys, path, nil, fn)
+	return err
 }
 
-// read is Read with an optional progress callback.
+// read is Read with an optional progress callback. fnFailed reports that err
+// is fn's own error on a body read without fault.
 func read(fsys vfs.FS, p string, progress func(read, size int64),
-	fn func(meta Meta, body io.Reader) error) error {
+	fn func(meta Meta, body io.Reader) error) (fnFailed bool, err error) {
 	f, err := fsys.Open(p)
 	if err != nil {
-		return fmt.Errorf("checkpoint: open %s: %w", p, err)
+		return false, fmt.Errorf("checkpoint: open %s: %w", p, err)
 	}
 	defer f.Close()
 
@@ -146,7 +148,7 @@ func read(fsys vfs.FS, p string, progress func(read, size int64),
 	if progress != nil {
 		size, err := f.Size()
 		if err != nil {
-			return fmt.Errorf("checkpoint: size of %s: %w", p, err)
+			return false, fmt.Errorf("checkpoint: size of %s: %w", p, err)
 		}
 		r = &progressReader{r: f, size: size, fn: progress}
 	}
@@ -157,12 +159,12 @@ func read(fsys vfs.FS, p string, progress func(read, size int64),
 		return nil
 	}
 
-	err = decode(r, check, fn)
+	fnFailed, err = decode(r, check, fn)
 	var ce *CorruptionError
 	if errors.As(err, &ce) && ce.File == "" {
 		ce.File = p
 	}
-	return err
+	return fnFailed, err
 }
 
 // progressReader reports the bytes read every progressStep and at the end.

@@ -96,15 +96,11 @@ func LoadWith(fsys vfs.FS, dir string, covers func(seq uint64) bool,
 			p := info.Path
 			progress = func(read, size int64) { opts.Progress(p, read, size) }
 		}
-		var fnErr error
-		err := read(fsys, info.Path, progress, func(meta Meta, body io.Reader) error {
-			fnErr = fn(meta, body)
-			return fnErr
-		})
+		fnFailed, err := read(fsys, info.Path, progress, fn)
 		switch {
 		case err == nil:
 			return info, damaged, nil
-		case fnErr != nil && err == fnErr:
+		case fnFailed:
 			return Info{}, damaged, fmt.Errorf("checkpoint: load %s: %w", info.Path, err)
 		}
 		damaged = append(damaged, err)
