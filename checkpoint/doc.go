@@ -15,22 +15,22 @@
 // One snapshot, the same bytes in a file (snapshots/snap-<seq, 20 digits>
 // .pst) and in a backup stream. Integers are little-endian.
 //
-//	 0        8     10     12       16    24     32     36
-//	 +--------+-----+------+--------+-----+------+------+-- ... --+--------+
-//	 | magic  | ver | flags| M u32  | seq | time | n u32| counts  | hdr CRC|
-//	 +--------+-----+------+--------+-----+------+------+-- ... --+--------+
-//	 |<------ fixed 16 ----------->|<------------- M bytes ------>|  4     |
+//	0        8     10     12       16    24     32     36
+//	+--------+-----+------+--------+-----+------+------+-- ... --+--------+
+//	| magic  | ver | flags| M u32  | seq | time | n u32| counts  | hdr CRC|
+//	+--------+-----+------+--------+-----+------+------+-- ... --+--------+
+//	|<------ fixed 16 ----------->|<------------- M bytes ------>|  4     |
 //
-//	 then the body, chunks of the zstd stream, as many as needed:
-//	 +----------+----------+------------------------+
-//	 | len u32  | CRC32C   | len bytes (1..1 MiB)   |   ...
-//	 +----------+----------+------------------------+
+//	then the body, chunks of the zstd stream, as many as needed:
+//	+----------+----------+------------------------+
+//	| len u32  | CRC32C   | len bytes (1..1 MiB)   |   ...
+//	+----------+----------+------------------------+
 //
-//	 then the 32-byte trailer, then the end of the file:
-//	 0        4        8            16          24         28         32
-//	 +--------+--------+------------+-----------+----------+----------+
-//	 | 0 u32  | chunks | packed u64 | raw u64   | body CRC | trl CRC  |
-//	 +--------+--------+------------+-----------+----------+----------+
+//	then the 32-byte trailer, then the end of the file:
+//	0        4        8            16          24         28         32
+//	+--------+--------+------------+-----------+----------+----------+
+//	| 0 u32  | chunks | packed u64 | raw u64   | body CRC | trl CRC  |
+//	+--------+--------+------------+-----------+----------+----------+
 //
 // magic is "\x89PSNAP\r\n"; ver is 1 (uint16); flags is 0. M (20..65536)
 // is the length of the meta section: seq (uint64, the last event in the

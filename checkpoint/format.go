@@ -48,11 +48,11 @@ type Meta struct {
 
 // appendHeader encodes the header:
 //
-//	 0        8     10     12       16    24     32     36           16+M
-//	 +--------+-----+------+--------+-----+------+------+-- ... --+--------+
-//	 | magic  | ver | flags| M u32  | seq | time | n u32| counts  | CRC32C |
-//	 +--------+-----+------+--------+-----+------+------+-- ... --+--------+
-//	 |<------ fixed 16 ----------->|<------------- M bytes ------>|
+//	0        8     10     12       16    24     32     36           16+M
+//	+--------+-----+------+--------+-----+------+------+-- ... --+--------+
+//	| magic  | ver | flags| M u32  | seq | time | n u32| counts  | CRC32C |
+//	+--------+-----+------+--------+-----+------+------+-- ... --+--------+
+//	|<------ fixed 16 ----------->|<------------- M bytes ------>|
 //
 // ver and flags are uint16, seq uint64, time int64 Unix nanoseconds (0 for
 // the zero time), all little-endian. Each of the n counts is a name length
@@ -184,10 +184,10 @@ func parseMeta(b []byte) (Meta, error) {
 
 // putChunkHeader frames one chunk of the compressed body:
 //
-//	 0          4          8
-//	 +----------+----------+---------------------+
-//	 | len u32  | CRC32C   | len bytes of zstd   |
-//	 +----------+----------+---------------------+
+//	0          4          8
+//	+----------+----------+---------------------+
+//	| len u32  | CRC32C   | len bytes of zstd   |
+//	+----------+----------+---------------------+
 //
 // len is 1..maxChunk; the CRC32C covers the len payload bytes. A len of 0
 // is not a chunk: it opens the trailer.
@@ -206,10 +206,10 @@ type trailer struct {
 
 // appendTrailer encodes the trailer:
 //
-//	 0        4        8            16          24         28         32
-//	 +--------+--------+------------+-----------+----------+----------+
-//	 | 0 u32  | chunks | packed u64 | raw u64   | body CRC | CRC32C   |
-//	 +--------+--------+------------+-----------+----------+----------+
+//	0        4        8            16          24         28         32
+//	+--------+--------+------------+-----------+----------+----------+
+//	| 0 u32  | chunks | packed u64 | raw u64   | body CRC | CRC32C   |
+//	+--------+--------+------------+-----------+----------+----------+
 //
 // The leading zero is where the next chunk's length would be. The body CRC
 // covers the bytes from the end of the header to the start of the trailer;

@@ -60,8 +60,8 @@ func randomBytes(n int) []byte {
 
 func TestEncodeRefusesBadMeta(t *testing.T) {
 	cases := map[string]Meta{
-		"empty count name": {Counts: map[string]uint64{"": 1}},
-		"long count name":  {Counts: map[string]uint64{strings.Repeat("n", 256): 1}},
+		"empty count name":  {Counts: map[string]uint64{"": 1}},
+		"long count name":   {Counts: map[string]uint64{strings.Repeat("n", 256): 1}},
 		"time out of range": {Time: time.Date(2400, 1, 1, 0, 0, 0, 0, time.UTC)},
 		"huge meta": {Counts: func() map[string]uint64 {
 			c := map[string]uint64{}

@@ -133,8 +133,8 @@ func frameSnapshot(meta Meta, zst []byte, raw uint64) []byte {
 // (window descriptor exponent 31) followed by one raw block of one byte.
 func hugeWindowFrame() []byte {
 	b := binary.LittleEndian.AppendUint32(nil, 0xFD2FB528)
-	b = append(b, 0x00)             // frame header descriptor: no FCS, no checksum
-	b = append(b, 31<<3)            // window descriptor: windowLog 10+31
+	b = append(b, 0x00)              // frame header descriptor: no FCS, no checksum
+	b = append(b, 31<<3)             // window descriptor: windowLog 10+31
 	b = append(b, 1<<3|0<<1|1, 0, 0) // last block, raw, size 1
 	return append(b, 'x')
 }
@@ -150,7 +150,7 @@ type fakeLog struct {
 	mu struct {
 		sync.Mutex
 		calls []uint64
-		err   error                 // returned by TruncateBefore when set
+		err   error                  // returned by TruncateBefore when set
 		hook  func(seq uint64) error // run first when set
 	}
 }
