@@ -163,7 +163,7 @@ func (d *decoder) fail(msg string) {
 
 func (d *decoder) uvarint() uint64 {
 	v, n := binary.Uvarint(d.b)
-	if n <= 0 {
+	if n <= 0 || n != uvarintLen(v) {
 		d.fail("bad uvarint")
 		return 0
 	}
@@ -173,7 +173,7 @@ func (d *decoder) uvarint() uint64 {
 
 func (d *decoder) varint() int64 {
 	v, n := binary.Varint(d.b)
-	if n <= 0 {
+	if n <= 0 || n != varintLen(v) {
 		d.fail("bad varint")
 		return 0
 	}
@@ -267,4 +267,23 @@ func (d *decoder) labels(e *Event) {
 		}
 		e.Labels[k], prev = v, k
 	}
+}
+
+// uvarintLen and varintLen give the length of the shortest encoding of v;
+// decoders refuse longer ones, so every value has one encoding.
+func uvarintLen(v uint64) int {
+	n := 1
+	for v >= 0x80 {
+		v >>= 7
+		n++
+	}
+	return n
+}
+
+func varintLen(v int64) int {
+	u := uint64(v) << 1
+	if v < 0 {
+		u = ^u
+	}
+	return uvarintLen(u)
 }

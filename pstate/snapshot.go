@@ -317,11 +317,16 @@ func (d *snapReader) uvarint() uint64 {
 	if d.err != nil {
 		return 0
 	}
+	start := d.off
 	cr := countingByteReader{d: d}
 	v, err := binary.ReadUvarint(&cr)
 	if err != nil {
 		d.readErr(err)
 		return 0
+	}
+	if d.off-start != int64(uvarintLen(v)) {
+		d.off = start
+		d.corrupt("varint not in its shortest form")
 	}
 	return v
 }
@@ -330,11 +335,16 @@ func (d *snapReader) varint() int64 {
 	if d.err != nil {
 		return 0
 	}
+	start := d.off
 	cr := countingByteReader{d: d}
 	v, err := binary.ReadVarint(&cr)
 	if err != nil {
 		d.readErr(err)
 		return 0
+	}
+	if d.off-start != int64(varintLen(v)) {
+		d.off = start
+		d.corrupt("varint not in its shortest form")
 	}
 	return v
 }

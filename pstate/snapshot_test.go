@@ -1,0 +1,164 @@
+package pstate
+
+import (
+	"bytes"
+	"errors"
+	"testing"
+)
+
+func snapshotBytes(t testing.TB, s *State) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	if err := s.EncodeSnapshot(&b); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+// assertSameState checks both states' indexes and that they hold the same
+// jobs, workspaces, ids and seq (their snapshots are equal bytes).
+func assertSameState(t testing.TB, got, want *State) {
+	t.Helper()
+	checkInvariants(t, got)
+	checkInvariants(t, want)
+	if !bytes.Equal(snapshotBytes(t, got), snapshotBytes(t, want)) {
+		t.Fatalf("states differ (seq %d and %d)", got.Seq(), want.Seq())
+	}
+}
+
+// checkInvariants checks that every index agrees with the jobs and
+// workspaces.
+func checkInvariants(t testing.TB, s *State) {
+	t.Helper()
+	if s.jobs.Len() != s.jobIDs.Len() {
+		t.Fatalf("%d jobs, %d ids", s.jobs.Len(), s.jobIDs.Len())
+	}
+	total, labels, terminal, wsRefs := 0, 0, 0, 0
+	for i := range s.byState {
+		total += s.byState[i].Len()
+	}
+	it := s.jobs.Iterator()
+	for !it.Done() {
+		id, j, _ := it.Next()
+		if _, ok := s.jobIDs.Get(id); !ok {
+			t.Fatalf("job %q not in the id set", id)
+		}
+		if _, ok := s.byState[j.state].Get(id); !ok {
+			t.Fatalf("job %q not in its state set", id)
+		}
+		for _, l := range j.labels {
+			m, ok := s.byLabel.Get(l.key + ":" + l.value)
+			if _, in := m.Get(id); !ok || !in {
+				t.Fatalf("job %q not in label set %s:%s", id, l.key, l.value)
+			}
+			labels++
+		}
+		if j.state.terminal() {
+			terminal++
+			if _, ok := s.finished.Get(finishKey(j.finished, id)); !ok {
+				t.Fatalf("finished job %q not in the finish index", id)
+			}
+		}
+		for _, w := range j.workspaces {
+			ws, ok := s.ws.Get(w)
+			if !ok || ws.jobID != id {
+				t.Fatalf("job %q lists workspace %q of another", id, w)
+			}
+			wsRefs++
+		}
+		if err := checkJob(j); err != nil {
+			t.Fatalf("job %q: %v", id, err)
+		}
+	}
+	if total != s.jobs.Len() || terminal != s.finished.Len() {
+		t.Fatalf("state sets hold %d, jobs %d; finish index %d, finished %d", total,
+			s.jobs.Len(), s.finished.Len(), terminal)
+	}
+	n := 0
+	lit := s.byLabel.Iterator()
+	for !lit.Done() {
+		_, m, _ := lit.Next()
+		n += m.Len()
+	}
+	if n != labels {
+		t.Fatalf("label sets hold %d entries, jobs %d labels", n, labels)
+	}
+	if s.ws.Len() != wsRefs || s.wsByState[0].Len()+s.wsByState[1].Len() != wsRefs {
+		t.Fatalf("%d workspaces, %d listed by jobs", s.ws.Len(), wsRefs)
+	}
+	if s.ids.seqs.Len() != s.ids.ring.Len() || s.ids.ring.Len() > s.ids.max {
+		t.Fatalf("id window: %d ids, ring %d, max %d", s.ids.seqs.Len(), s.ids.ring.Len(),
+			s.ids.max)
+	}
+}
+
+func TestSnapshotRoundTrip(t *testing.T) {
+	s, _ := run(t, NewStateWithIDWindow(3), submit("j", "a", "b"), start("j"),
+		alloc("w", "j"), stepStart("j", "a", 1), stepEnd("j", "a", 1, StatusFailed),
+		submit("k", "a"), jobEnd("k", StatusCanceled))
+	for i, id := range []string{"x1", "x2", "x3", "x4"} {
+		e := submit("i"+id, "s")
+		e.ID = id
+		s, _ = run(t, s, e)
+		_ = i
+	}
+	if _, ok := s.Applied("x1"); ok {
+		t.Fatal("x1 not evicted from a window of 3")
+	}
+	b := snapshotBytes(t, s)
+	got, err := DecodeSnapshot(bytes.NewReader(b), s.Seq())
+	if err != nil {
+		t.Fatal(err)
+	}
+	assertSameState(t, got, s)
+	if seq, ok := got.Applied("x4"); !ok || seq != s.Seq() || got.IDWindow() != 3 {
+		t.Fatalf("x4 at %d %v, window %d", seq, ok, got.IDWindow())
+	}
+	// Eviction goes on in the same order after a reload.
+	e := submit("ix5", "s")
+	e.ID = "x5"
+	a, _ := run(t, s, e)
+	c, _ := run(t, got, e)
+	assertSameState(t, c, a)
+	if _, ok := c.Applied("x2"); ok {
+		t.Fatal("x2 not evicted after reload")
+	}
+
+	if _, err := DecodeSnapshot(bytes.NewReader(b), s.Seq()+1); err == nil {
+		t.Fatal("seq mismatch accepted")
+	}
+	for cut := 0; cut < len(b); cut++ {
+		_, err := DecodeSnapshot(bytes.NewReader(b[:cut]), s.Seq())
+		var ce *CorruptionError
+		if !errors.As(err, &ce) {
+			t.Fatalf("cut at %d: err = %v", cut, err)
+		}
+	}
+	if _, err := DecodeSnapshot(bytes.NewReader(append(b, 0)), s.Seq()); err == nil {
+		t.Fatal("trailing byte accepted")
+	}
+}
+
+// FuzzDecodeSnapshot: the snapshot decoder never panics, and whatever it
+// accepts is a consistent state that encodes back to the same bytes.
+func FuzzDecodeSnapshot(f *testing.F) {
+	s, _ := run(f, NewStateWithIDWindow(4), submit("j", "a", "b"), start("j"),
+		alloc("w", "j"), stepStart("j", "a", 1), stepEnd("j", "a", 1, StatusFailed),
+		submit("k", "a"), jobEnd("k", StatusCanceled), alloc("v", "j"), release("v"))
+	f.Add(snapshotBytes(f, s), s.Seq())
+	f.Add(snapshotBytes(f, NewState()), uint64(0))
+	f.Fuzz(func(t *testing.T, b []byte, seq uint64) {
+		got, err := DecodeSnapshot(bytes.NewReader(b), seq)
+		if err != nil {
+			var ce *CorruptionError
+			if !errors.As(err, &ce) {
+				t.Fatalf("error %T %v is not a *CorruptionError", err, err)
+			}
+			return
+		}
+		checkInvariants(t, got)
+		if !bytes.Equal(snapshotBytes(t, got), b) {
+			t.Fatal("accepted snapshot does not encode back to its bytes")
+		}
+	})
+}
