@@ -138,6 +138,10 @@ type Checkpointer struct {
 	// Owned by the loop goroutine.
 	written   Info   // the snapshot this Checkpointer last wrote
 	truncated uint64 // the log was last truncated before this seq
+
+	// onRequest, set by tests before any request, runs once a Checkpoint
+	// call has joined the next run.
+	onRequest func()
 }
 
 // round is one run as seen by the Checkpoint callers waiting on it.
@@ -179,9 +183,14 @@ func (c *Checkpointer) Checkpoint(ctx context.Context) (Result, error) {
 		c.mu.next = &round{done: make(chan struct{})}
 	}
 	r := c.mu.next
-	c.mu.Unlock()
-
+	// NB: joined and woken under one lock, so that the run taking r also
+	// takes this wake-up (see run) and no spurious run follows.
 	c.Trigger()
+	c.mu.Unlock()
+	if c.onRequest != nil {
+		c.onRequest()
+	}
+
 	select {
 	case <-r.done:
 		return r.res, r.err
@@ -281,9 +290,15 @@ func (c *Checkpointer) failPending() {
 
 // run takes one checkpoint, reports it and answers the requests it serves.
 func (c *Checkpointer) run() error {
+	// Every request and trigger made so far is served by this run, which
+	// starts after them: take their round and their pending wake-up.
 	c.mu.Lock()
 	r := c.mu.next
 	c.mu.next = nil
+	select {
+	case <-c.wake:
+	default:
+	}
 	c.mu.Unlock()
 
 	res, err := c.checkpoint()
