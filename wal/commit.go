@@ -164,17 +164,18 @@ func (l *Log) syncRound() error {
 }
 
 // syncDir fsyncs the log's directory unless a sync already covered rename
-// generation gen.
+// generation gen. NB: dirMu is not held across the fsync, so the flusher
+// and a truncation may both fsync the directory; that is harmless.
 func (l *Log) syncDir(gen uint64) error {
-	l.dirMu.Lock()
-	defer l.dirMu.Unlock()
-	if l.dirSynced >= gen {
+	if l.dirSyncedGen() >= gen {
 		return nil
 	}
 	if err := l.fs.SyncDir(l.dir); err != nil {
 		return err
 	}
-	l.dirSynced = gen
+	l.dirMu.Lock()
+	l.dirSynced = max(l.dirSynced, gen)
+	l.dirMu.Unlock()
 	return nil
 }
 

@@ -107,12 +107,13 @@
 //
 //	truncMu  serialises TruncateBefore, Replay and Close
 //	flushMu  held for a sync round, and to close a handle a round may use
-//	dirMu    dirSynced, the last rename whose directory fsync succeeded
 //	mu       w: the file handle, its size, the encode buffer, the dual
 //	         file of a truncation; taken by Write
-//	committer.mu  the waiting group; a leaf, taken alone
 //
-// mu is never held while dirMu is taken. Write takes only mu, so the
+// Two leaves are taken alone, never with another lock taken after them:
+// dirMu guards dirSynced, the last rename whose directory fsync succeeded
+// (not held during that fsync), and committer.mu the waiting group.
+// Write takes only mu, so the
 // flusher's fsync and a truncation's copy never block it; a truncation
 // holds mu only in steps 3 and 5. firstSeq, nextSeq, written, size and
 // failure are stored under mu; durable by the sync that achieved it;
