@@ -1,0 +1,212 @@
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/pstate/pstate/cmd/internal/datadir"
+)
+
+// answered is one event the daemon answered 200 before the crash.
+type answered struct {
+	event map[string]any
+	seq   uint64
+}
+
+// loadJob drives one single-step job through its life, one request per
+// event, recording each answered event. It stops at the first error.
+func loadJob(d *daemon, jobID string, rec *[]answered) bool {
+	steps := []map[string]any{
+		ev("type", "job.submitted", "job_id", jobID, "name", "load", "steps", []string{"s"}),
+		ev("type", "job.started", "job_id", jobID, "worker", "w"),
+		ev("type", "step.started", "job_id", jobID, "step", "s", "attempt", 1),
+		ev("type", "step.finished", "job_id", jobID, "step", "s", "attempt", 1,
+			"status", "succeeded", "exit_code", 0),
+	}
+	for i, e := range steps {
+		e["id"] = fmt.Sprintf("%s/%d", jobID, i)
+		b, _ := json.Marshal(e)
+		a, err := do(d.client, "POST", "http://pstated/v1/events", b)
+		if err != nil || a.status != http.StatusOK {
+			return false
+		}
+		var s submitted
+		if json.Unmarshal(a.body, &s) != nil || len(s.Results) != 1 {
+			return false
+		}
+		*rec = append(*rec, answered{event: e, seq: s.Results[0].Seq})
+	}
+	return true
+}
+
+// TestKill9UnderLoad kills pstated (sync always) in the middle of a load
+// and checks, after a restart, that every answered event is there: resent,
+// each is a duplicate with its original seq, and every job whose last event
+// was answered has finished.
+func TestKill9UnderLoad(t *testing.T) {
+	dir := t.TempDir()
+	// A small size trigger makes checkpoints and truncations run during
+	// the load, so the crash may hit one.
+	d := start(t, dir, nil, "--sync", "always", "--checkpoint-wal-bytes", "64KiB")
+
+	const workers, killAfter = 8, 1500
+	var (
+		wg     sync.WaitGroup
+		total  atomic.Int64
+		enough = make(chan struct{})
+		once   sync.Once
+		recs   = make([][]answered, workers)
+	)
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := 0; ; j++ {
+				before := len(recs[w])
+				ok := loadJob(d, fmt.Sprintf("w%d-j%d", w, j), &recs[w])
+				if total.Add(int64(len(recs[w])-before)) >= killAfter {
+					once.Do(func() { close(enough) })
+				}
+				if !ok {
+					return
+				}
+			}
+		}()
+	}
+	<-enough
+	d.kill()
+	wg.Wait()
+	d.client.CloseIdleConnections()
+
+	findings, err := datadir.Verify(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range findings {
+		if f.Fault() {
+			t.Errorf("verify after kill -9: %s", f)
+		}
+	}
+
+	d2 := start(t, dir, nil, "--sync", "always")
+	var all []answered
+	for _, r := range recs {
+		all = append(all, r...)
+	}
+	t.Logf("%d events answered before kill -9", len(all))
+	for i := 0; i < len(all); i += 500 {
+		chunk := all[i:min(i+500, len(all))]
+		list := make([]any, len(chunk))
+		for k, a := range chunk {
+			list[k] = a.event
+		}
+		s := decodeSubmitted(t, d2.post("/v1/events", map[string]any{"events": list}))
+		for k, res := range s.Results {
+			if !res.Duplicate || res.Seq != chunk[k].seq {
+				t.Fatalf("answered event %v (seq %d) after restart: %+v", chunk[k].event,
+					chunk[k].seq, res)
+			}
+		}
+	}
+	for _, a := range all {
+		if a.event["type"] != "step.finished" {
+			continue
+		}
+		id := a.event["job_id"].(string)
+		r := d2.get("/v1/jobs/" + id)
+		mustStatus(t, "job "+id, r, http.StatusOK)
+		if job := r.json(t)["job"].(map[string]any); job["state"] != "succeeded" {
+			t.Fatalf("job %s: %s", id, r.body)
+		}
+	}
+	if code := d2.stop(); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+}
+
+// walFile returns the path of the log's only file.
+func walFile(t *testing.T, dir string) string {
+	t.Helper()
+	names, err := filepath.Glob(filepath.Join(dir, datadir.WALDir, "*"))
+	if err != nil || len(names) != 1 {
+		t.Fatalf("log files %v: %v", names, err)
+	}
+	return names[0]
+}
+
+// crashWithRecords leaves a data dir whose log holds n records: the
+// daemon is killed, so no final checkpoint truncates it.
+func crashWithRecords(t *testing.T, n int) string {
+	t.Helper()
+	dir := t.TempDir()
+	d := start(t, dir, nil, "--checkpoint-interval", "1h")
+	submitJobs(t, d, "c", n)
+	d.kill()
+	return dir
+}
+
+// TestDamagedLogRefusesStart: a flipped byte in a record that is not the
+// last makes the start fail with exit 1, naming the file and the offset.
+func TestDamagedLogRefusesStart(t *testing.T) {
+	dir := crashWithRecords(t, 20)
+	path := walFile(t, dir)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)/2] ^= 0xff
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	d := launch(t, dir, nil)
+	if code := d.wait(); code != 1 {
+		t.Fatalf("exit %d with a damaged log, want 1\n%s", code, d.log())
+	}
+	m, ok := d.waitLine(func(m map[string]any) bool { return m["msg"] == "pstated failed" })
+	if !ok {
+		t.Fatalf("no failure line:\n%s", d.log())
+	}
+	msg := fmt.Sprint(m["error"])
+	if m["file"] != path || m["offset"] == nil || !strings.Contains(msg, path) {
+		t.Fatalf("failure does not name file %s and offset: %v", path, m)
+	}
+}
+
+// TestTornTailRepaired: half a record at the end of the log (a crash in
+// the middle of a write) is cut at start, with a warning naming the file
+// and offset; every whole record survives.
+func TestTornTailRepaired(t *testing.T) {
+	dir := crashWithRecords(t, 10)
+	path := walFile(t, dir)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fi, _ := f.Stat()
+	// A plausible record start that ends early.
+	if _, err := f.Write([]byte{0x2a, 0, 0, 0, 0, 0, 0, 0, 0x0b}); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+
+	d := start(t, dir, nil)
+	m, ok := d.waitLine(func(m map[string]any) bool { return m["msg"] == "torn log tail cut" })
+	if !ok {
+		t.Fatalf("no repair warning:\n%s", d.log())
+	}
+	if m["file"] != path || m["offset"].(float64) != float64(fi.Size()) {
+		t.Fatalf("repair names %v at %v, want %s at %d", m["file"], m["offset"], path, fi.Size())
+	}
+	a := d.get("/v1/status")
+	if st := a.json(t); st["seq"] != 10.0 {
+		t.Fatalf("status after repair: %s", a.body)
+	}
+}
