@@ -31,7 +31,7 @@ func purge(job string) Event  { return Event{Type: TypeJobPurged, JobID: job} }
 
 // run prepares events as one request (with effects) and returns the state
 // and the records; it fails the test on refusal.
-func run(t testing.TB, s *State, events ...Event) (*State, [][]byte) {
+func run(t tb, s *State, events ...Event) (*State, [][]byte) {
 	t.Helper()
 	p, err := prepare(s, s.Seq(), events, t0, false)
 	if err != nil {

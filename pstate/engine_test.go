@@ -25,7 +25,7 @@ func submitAsync(e *Engine, events ...Event) <-chan submitted {
 }
 
 // replayLog rebuilds the state from every record of l.
-func replayLog(t testing.TB, l *memLog) *State {
+func replayLog(t tb, l *memLog) *State {
 	t.Helper()
 	base, recs := l.all()
 	s := NewState()
@@ -114,12 +114,12 @@ func TestEngineReadOnlyOnSyncFailure(t *testing.T) {
 }
 
 // failingLog fails every Write.
-type failingLog struct{ nopLog }
+type failingLog struct{ *nopLog }
 
 func (failingLog) Write([][]byte) (uint64, uint64, error) { return 0, 0, errDisk }
 
 func TestEngineReadOnlyOnWriteFailure(t *testing.T) {
-	e := Start(nil, &failingLog{}, Options{})
+	e := Start(nil, failingLog{&nopLog{}}, Options{})
 	defer e.Close()
 	_, err := e.Submit(context.Background(), []Event{submit("j", "a")})
 	if !errors.Is(err, ErrReadOnly) || !errors.Is(err, errDisk) {

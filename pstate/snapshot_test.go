@@ -6,7 +6,7 @@ import (
 	"testing"
 )
 
-func snapshotBytes(t testing.TB, s *State) []byte {
+func snapshotBytes(t tb, s *State) []byte {
 	t.Helper()
 	var b bytes.Buffer
 	if err := s.EncodeSnapshot(&b); err != nil {
@@ -17,7 +17,7 @@ func snapshotBytes(t testing.TB, s *State) []byte {
 
 // assertSameState checks both states' indexes and that they hold the same
 // jobs, workspaces, ids and seq (their snapshots are equal bytes).
-func assertSameState(t testing.TB, got, want *State) {
+func assertSameState(t tb, got, want *State) {
 	t.Helper()
 	checkInvariants(t, got)
 	checkInvariants(t, want)
@@ -28,7 +28,7 @@ func assertSameState(t testing.TB, got, want *State) {
 
 // checkInvariants checks that every index agrees with the jobs and
 // workspaces.
-func checkInvariants(t testing.TB, s *State) {
+func checkInvariants(t tb, s *State) {
 	t.Helper()
 	if s.jobs.Len() != s.jobIDs.Len() {
 		t.Fatalf("%d jobs, %d ids", s.jobs.Len(), s.jobIDs.Len())
