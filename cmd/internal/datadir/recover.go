@@ -73,7 +73,7 @@ func Recover(dir string, opts RecoverOptions) (*Recovered, error) {
 	}
 	walDir := filepath.Join(dir, WALDir)
 	snapDir := filepath.Join(dir, SnapshotDir)
-	if err := fsys.MkdirAll(snapDir, 0o755); err != nil {
+	if err := makeDurableDir(fsys, snapDir); err != nil {
 		return nil, fmt.Errorf("make snapshot dir: %w", err)
 	}
 	if err := checkpoint.RemoveTemp(fsys, snapDir); err != nil {
@@ -187,6 +187,26 @@ func replay(fsys vfs.FS, walDir string, log *wal.Log, rec *Recovered,
 		opts.Progress(Progress{Records: n, Seq: lastSeq, Elapsed: rec.ReplayTime, Done: true})
 	}
 	return nil
+}
+
+// makeDurableDir makes dir and its missing parents and syncs every
+// directory from dir's parent up to the root, so that a crash right after
+// the first start cannot lose the data dir's own entry (a new directory is
+// durable only once its parent is synced).
+func makeDurableDir(fsys vfs.FS, dir string) error {
+	if err := fsys.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	for d := filepath.Clean(dir); ; {
+		parent := filepath.Dir(d)
+		if parent == d {
+			return nil
+		}
+		if err := fsys.SyncDir(parent); err != nil {
+			return fmt.Errorf("sync dir %s: %w", parent, err)
+		}
+		d = parent
+	}
 }
 
 // replayError carries the seq of a record that could not be applied.
