@@ -108,6 +108,11 @@ func decodeBytes(data []byte) (Meta, []byte, error) {
 // whose header, chunks and trailer are all sound, so that only the zstd
 // decoder can object.
 func frameSnapshot(meta Meta, zst []byte, raw uint64) []byte {
+	return frameChunks(meta, zst, raw, writeChunk)
+}
+
+// frameChunks is frameSnapshot with chunks of at most size bytes.
+func frameChunks(meta Meta, zst []byte, raw uint64, size int) []byte {
 	b, err := appendHeader(nil, meta)
 	if err != nil {
 		panic(err)
@@ -115,7 +120,7 @@ func frameSnapshot(meta Meta, zst []byte, raw uint64) []byte {
 	var crc uint32
 	var t trailer
 	for len(zst) > 0 {
-		k := min(len(zst), writeChunk)
+		k := min(len(zst), size)
 		var h [chunkHeaderLen]byte
 		putChunkHeader(h[:], zst[:k])
 		crc = crc32.Update(crc, castagnoli, h[:])
