@@ -128,11 +128,6 @@ func verifyLog(fsys vfs.FS, walDir string) (out []Finding, info wal.ScanInfo, ok
 	if _, err := fsys.List(walDir); errors.Is(err, fs.ErrNotExist) {
 		return nil, info, false
 	}
-	// A crash during the first start can leave wal/ without its file;
-	// recovery then creates an empty log, so this is no fault either.
-	if _, err := fsys.Stat(filepath.Join(walDir, "pstate.wal")); errors.Is(err, fs.ErrNotExist) {
-		return nil, info, false
-	}
 	info, err := wal.Scan(fsys, walDir, func(seq uint64, off int64, payload []byte) error {
 		if _, err := pstate.DecodeEvent(payload); err != nil {
 			// File is set below, once Scan has named the log file.
@@ -142,6 +137,11 @@ func verifyLog(fsys vfs.FS, walDir string) (out []Finding, info wal.ScanInfo, ok
 		return nil
 	})
 	fixFiles(out, info.File)
+	if errors.Is(err, fs.ErrNotExist) {
+		// A crash during the first start can leave wal/ without its file;
+		// recovery then creates an empty log, so this is no fault.
+		return out, info, false
+	}
 	if err != nil {
 		f := Finding{File: walDir, Offset: -1, Kind: KindLog, Message: err.Error()}
 		var ce *wal.CorruptionError
