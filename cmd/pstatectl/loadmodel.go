@@ -24,7 +24,7 @@ var defaultModel = modelConfig{
 	MinSteps:      5,
 	MaxSteps:      50,
 	FailRate:      0.05,
-	RetryRate:     0.8,
+	RetryRate:     0.9,
 	MaxAttempts:   3,
 	SkipRate:      0.02,
 	CancelRate:    0.02,
