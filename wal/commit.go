@@ -5,8 +5,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/pstate/pstate/wal/vfs"
 )
 
 // committer runs the flusher: one goroutine that fdatasyncs the log for
@@ -135,10 +133,7 @@ func (l *Log) syncRound() error {
 	l.mu.Lock()
 	target := l.written.Load()
 	f := l.w.f
-	var dual vfs.File
-	if l.w.dual != nil && l.w.dualErr == nil {
-		dual = l.w.dual
-	}
+	dual := l.w.dual
 	gen := l.w.dirGen
 	l.mu.Unlock()
 	if target <= l.durable.Load() && gen <= l.dirSyncedGen() {

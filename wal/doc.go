@@ -79,26 +79,30 @@
 //
 // # Truncation
 //
-// TruncateBefore(seq) builds pstate.wal.tmp holding the header (base seq =
-// seq) and the records kept:
+// TruncateBefore(seq) builds pstate.wal.tmp holding a header (base seq =
+// seq) and the records kept, while writers carry on:
 //
-//  1. Without the lock: copy the records kept, up to the end recorded at
-//     the start, then catch up in passes until little was appended.
-//  2. fsync the temp file.
-//  3. Under the lock: copy the rest (small) and start copying every later
-//     write to the temp file as well (dual writes).
-//  4. fsync the temp file, without the lock. Meanwhile each sync round
-//     fsyncs both files, so every answered record is durable in both.
-//  5. Under the lock: rename the temp file over the log and swap the
-//     handle; later writes go to the new file only.
+//  1. Without the lock: copy the records kept up to the end recorded at
+//     the start, then catch up in passes until little was appended; fsync.
+//  2. Under the lock, without I/O: note the log's end E and make every
+//     later write go to the temp file too (dual writes), at the offset E
+//     will have there.
+//  3. Without the lock: copy the records between the last pass and E into
+//     the gap left for them; fsync. Meanwhile each sync round fsyncs both
+//     files, so every answered record is durable in both.
+//  4. Rename the temp file over the log.
+//  5. Under the lock, without I/O: swap the handle; later writes go to
+//     the new file only.
 //  6. fsync the directory. A sync round answers records written after
-//     the swap only once the directory was fsync'd after the rename,
-//     because before that a crash may bring back the old file.
+//     the swap only once a directory fsync followed the rename, because
+//     before that a crash may bring back the old file.
 //
 // A crash at any step leaves either the old file or the new one, and each
 // holds every answered record with seq >= seq; stray temp files are
-// removed at Open. The lock is held for steps 3 and 5, whose cost does not
-// grow with the log; OnTruncateLock reports each hold.
+// removed at Open. A failed dual write fails the log, since the new file
+// may already carry the log's name. The lock holds (steps 2 and 5 and a
+// few reads of the end) do not grow with the log; OnTruncateLock reports
+// each one.
 //
 // # Locks
 //
@@ -115,7 +119,7 @@
 // (not held during that fsync), and committer.mu the waiting group.
 // Write takes only mu, so the
 // flusher's fsync and a truncation's copy never block it; a truncation
-// holds mu only in steps 3 and 5. firstSeq, nextSeq, written, size and
+// holds mu only briefly, without I/O. firstSeq, nextSeq, written, size and
 // failure are stored under mu; durable by the sync that achieved it;
 // processed by the caller. All are atomics read without any lock:
 // Processed, SetProcessed, NextSeq, DurableSeq and Size take no lock.

@@ -3,7 +3,6 @@ package wal
 import (
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path"
 	"strings"
@@ -74,12 +73,10 @@ type writerState struct {
 	limit  int
 	buf    []byte
 	// dual, during a truncation, is the new file that receives a copy of
-	// every record with seq >= dualBase; dualOff is its size and dualErr
-	// the first write error, which aborts the truncation.
+	// every record with seq >= dualBase, written at dualOff.
 	dual     vfs.File
 	dualBase uint64
 	dualOff  int64
-	dualErr  error
 	// dirGen counts renames of the log file; the flusher fsyncs the
 	// directory before it reports records written after one as durable.
 	dirGen uint64
@@ -243,10 +240,6 @@ func (l *Log) recover(f vfs.File) error {
 			return fmt.Errorf("wal: sync log: %w", err)
 		}
 	}
-	if _, err := f.Seek(res.end, io.SeekStart); err != nil {
-		return fmt.Errorf("wal: seek log: %w", err)
-	}
-
 	l.w = writerState{f: f, off: res.end, header: res.header,
 		limit: min(l.opts.MaxRecordSize, int(res.header.maxRecord))}
 	l.firstSeq.Store(res.header.baseSeq)
@@ -282,10 +275,12 @@ func (l *Log) Write(payloads [][]byte) (first, last uint64, err error) {
 		buf = appendRecord(buf, first+uint64(i), p)
 	}
 	last = first + uint64(len(payloads)) - 1
-	if n, err := l.w.f.Write(buf); err != nil {
-		return 0, 0, l.failWriteLocked(err, n)
+	if n, err := l.w.f.WriteAt(buf, l.w.off); err != nil {
+		return 0, 0, l.failWriteLocked(fmt.Errorf("write log: %w", err), n)
 	}
-	l.dualWriteLocked(buf, first, payloads)
+	if err := l.dualWriteLocked(buf, first, payloads); err != nil {
+		return 0, 0, l.failWriteLocked(fmt.Errorf("write new log: %w", err), len(buf))
+	}
 
 	l.w.off += int64(len(buf))
 	if cap(buf) <= 1<<20 {
@@ -312,34 +307,34 @@ func (l *Log) usableLocked() error {
 // and tries to cut the partial record; if that fails too, the torn tail is
 // cut at the next Open.
 func (l *Log) failWriteLocked(cause error, n int) error {
-	err := l.fail(fmt.Errorf("write log: %w", cause))
+	err := l.fail(cause)
 	if n > 0 {
-		if terr := l.w.f.Truncate(l.w.off); terr == nil {
-			_, _ = l.w.f.Seek(l.w.off, io.SeekStart)
-		}
+		_ = l.w.f.Truncate(l.w.off)
 	}
 	l.commit.kick()
 	return err
 }
 
 // dualWriteLocked copies the records of a batch with seq >= dualBase to
-// the new file of a running truncation.
-func (l *Log) dualWriteLocked(buf []byte, first uint64, payloads [][]byte) {
-	if l.w.dual == nil || l.w.dualErr != nil {
-		return
+// the new file of a running truncation. NB: its failure fails the log:
+// once the new file may have been renamed over the log, it must hold every
+// record that can be answered.
+func (l *Log) dualWriteLocked(buf []byte, first uint64, payloads [][]byte) error {
+	if l.w.dual == nil {
+		return nil
 	}
 	skip := 0
 	for i := 0; i < len(payloads) && first+uint64(i) < l.w.dualBase; i++ {
 		skip += recordHeaderSize + len(payloads[i])
 	}
 	if skip == len(buf) {
-		return
+		return nil
 	}
-	n, err := l.w.dual.Write(buf[skip:])
-	l.w.dualOff += int64(n)
-	if err != nil {
-		l.w.dualErr = err
+	if _, err := l.w.dual.WriteAt(buf[skip:], l.w.dualOff); err != nil {
+		return err
 	}
+	l.w.dualOff += int64(len(buf) - skip)
+	return nil
 }
 
 // fail makes the log read-only for good and returns the error every later

@@ -12,10 +12,9 @@ import (
 // Tuning of a truncation's copy passes.
 const (
 	// catchUpBytes: once less than this was appended since the last pass,
-	// the rest is copied under the lock.
+	// the passes without the lock stop.
 	catchUpBytes = 64 << 10
-	// maxCatchUp bounds the passes without the lock; if writers outrun
-	// them, the last pass copies more under the lock.
+	// maxCatchUp bounds the passes if writers outrun them.
 	maxCatchUp = 16
 	copyChunk  = 1 << 20
 )
@@ -24,10 +23,10 @@ const (
 // seq > NextSeq(), it also moves NextSeq up to seq, durably: this is how a
 // log is based after a snapshot at S (TruncateBefore(S+1)).
 //
-// The records kept are copied to a temporary file without the log's lock;
-// the lock is taken only to copy what was appended meanwhile and, later,
-// for the rename over the log and the swap of the handle. Writers carry on
-// throughout; see the package comment for how no answered record is lost.
+// The records kept are copied to a temporary file without the log's lock.
+// The lock is taken only to switch writers to writing both files and, at
+// the end, to swap the handle; neither does I/O. Writers carry on
+// throughout; see the package comment for why no answered record is lost.
 func (l *Log) TruncateBefore(seq uint64) error {
 	return l.truncate(seq, false)
 }
@@ -39,6 +38,7 @@ type truncation struct {
 	header fileHeader
 	src    vfs.File
 	tmp    vfs.File
+	// tmpOff is where the next copied byte goes in tmp.
 	tmpOff int64
 	// r reads record headers of src to find the first record kept.
 	r reader
@@ -74,11 +74,11 @@ func (l *Log) truncate(seq uint64, force bool) error {
 	t.header = fileHeader{version: FormatVersion, baseSeq: t.base,
 		maxRecord: max(uint32(l.opts.MaxRecordSize), hdr.maxRecord)}
 
-	// Bulk copy and catch-up passes, without the lock.
+	// Steps 1 and 2: bulk copy and catch-up passes, fsync.
 	if err := t.begin(); err != nil {
 		return t.abort(err)
 	}
-	if err := t.advance(end); err != nil {
+	if err := t.copyTo(end); err != nil {
 		return t.abort(err)
 	}
 	if err := t.catchUp(); err != nil {
@@ -88,29 +88,50 @@ func (l *Log) truncate(seq uint64, force bool) error {
 		return t.abort(err)
 	}
 
-	// Under the lock: the small rest, then every later write goes to both
-	// files. The fsync that makes the rest durable runs without the lock.
-	if err := t.startDual(); err != nil {
+	// Steps 3 and 4: dual writes from the current end on; copy the gap
+	// before it and fsync, without the lock.
+	dualStart, err := t.startDual()
+	if err != nil {
+		return t.abort(err)
+	}
+	if err := t.copyTo(dualStart); err != nil {
 		return t.abort(err)
 	}
 	if err := t.tmp.Sync(); err != nil {
 		return t.abort(err)
 	}
-	gen, err := t.swap()
-	if err != nil {
-		return err
+	return t.finish()
+}
+
+// finish renames the new file over the log, swaps the handle and fsyncs
+// the directory: steps 5 and 6.
+func (t *truncation) finish() error {
+	l := t.l
+	// NB: a failure racing past this check is harmless: the new file
+	// holds what the old one does, as dual writes stop only with the log.
+	if err := l.Err(); err != nil {
+		return t.abort(err)
 	}
+	if err := l.fs.Rename(l.tmp, l.path); err != nil {
+		return t.abort(err)
+	}
+	gen := t.swap()
 
 	// Records written after the swap are answered only once the
 	// directory holds the rename (see syncRound); so is this call.
-	if err := l.syncDir(gen); err != nil {
-		return l.failSync(fmt.Errorf("sync dir after truncation: %w", err))
+	if !l.syncFailed.Load() {
+		if err := l.syncDir(gen); err != nil {
+			return l.failSync(fmt.Errorf("sync dir after truncation: %w", err))
+		}
 	}
-	storeMax(&l.durable, t.base-1)
 	l.flushMu.Lock()
 	// NB: an error closing a handle that is no longer used loses nothing.
-	_ = src.Close()
+	_ = t.src.Close()
 	l.flushMu.Unlock()
+	if err := l.Err(); err != nil {
+		return err
+	}
+	storeMax(&l.durable, t.base-1)
 	return nil
 }
 
@@ -137,7 +158,7 @@ func (t *truncation) begin() error {
 	}
 	t.tmp = f
 	b := encodeFileHeader(t.header)
-	n, err := f.Write(b)
+	n, err := f.WriteAt(b, 0)
 	t.tmpOff += int64(n)
 	return err
 }
@@ -150,26 +171,29 @@ func (t *truncation) pos() int64 {
 	return t.copied
 }
 
-// advance deals with src up to to: it looks for the first record kept and
-// copies from there on. Records of src up to to are complete and sound.
-func (t *truncation) advance(to int64) error {
-	if t.startOff < 0 {
-		t.r.end = to
-		for t.scanPos < to {
-			b, err := t.r.at(t.scanPos, recordHeaderSize)
-			if err != nil {
-				return err
-			}
-			h := decodeRecordHeader(b)
-			if h.seq >= t.base {
-				t.startOff, t.copied = t.scanPos, t.scanPos
-				break
-			}
-			t.scanPos += recordHeaderSize + int64(h.length)
+// findStart looks for the first record kept among the records of src up
+// to to, which are complete and sound.
+func (t *truncation) findStart(to int64) error {
+	t.r.end = to
+	for t.startOff < 0 && t.scanPos < to {
+		b, err := t.r.at(t.scanPos, recordHeaderSize)
+		if err != nil {
+			return err
 		}
-		if t.startOff < 0 {
-			return nil
+		h := decodeRecordHeader(b)
+		if h.seq >= t.base {
+			t.startOff, t.copied = t.scanPos, t.scanPos
+			break
 		}
+		t.scanPos += recordHeaderSize + int64(h.length)
+	}
+	return nil
+}
+
+// copyTo copies the records kept of src up to to into tmp.
+func (t *truncation) copyTo(to int64) error {
+	if err := t.findStart(to); err != nil || t.startOff < 0 {
+		return err
 	}
 	for t.copied < to {
 		n := int(min(int64(len(t.buf)), to-t.copied))
@@ -180,7 +204,7 @@ func (t *truncation) advance(to int64) error {
 			}
 			return fmt.Errorf("read log at %d: %w", t.copied, err)
 		}
-		w, err := t.tmp.Write(t.buf[:n])
+		w, err := t.tmp.WriteAt(t.buf[:n], t.tmpOff)
 		t.tmpOff += int64(w)
 		if err != nil {
 			return err
@@ -200,70 +224,63 @@ func (t *truncation) catchUp() error {
 		if end-t.pos() <= catchUpBytes {
 			return nil
 		}
-		if err := t.advance(end); err != nil {
+		if err := t.copyTo(end); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// startDual copies the rest under the lock and makes every later write go
-// to the new file too.
-func (t *truncation) startDual() error {
+// startDual makes every write from the log's current end on go to the new
+// file too, at the offset it will have there once the gap before it is
+// copied. It returns that end. It does no I/O under the lock unless the
+// first record kept is still to be found (a log based past its end).
+func (t *truncation) startDual() (int64, error) {
 	l := t.l
 	held := l.lockTimed()
 	defer l.unlockTimed(held)
 	if err := l.usableLocked(); err != nil {
-		return err
+		return 0, err
 	}
-	if err := t.advance(l.w.off); err != nil {
-		return err
+	end := l.w.off
+	if err := t.findStart(end); err != nil {
+		return 0, err
 	}
-	l.w.dual, l.w.dualBase, l.w.dualOff, l.w.dualErr = t.tmp, t.base, t.tmpOff, nil
-	return nil
+	gap := int64(0)
+	if t.startOff >= 0 {
+		gap = end - t.copied
+	}
+	l.w.dual, l.w.dualBase, l.w.dualOff = t.tmp, t.base, t.tmpOff+gap
+	return end, nil
 }
 
-// swap renames the new file over the log and makes it the log's file,
-// under the lock. It returns the rename's generation. Before the rename
-// an error aborts the truncation; after it the new file is the log.
-func (t *truncation) swap() (uint64, error) {
+// swap makes the new file, already renamed over the log, the log's file.
+// It returns the rename's generation.
+func (t *truncation) swap() uint64 {
 	l := t.l
 	held := l.lockTimed()
-	err := l.usableLocked()
-	if err == nil {
-		err = l.w.dualErr
-	}
-	if err == nil {
-		err = l.fs.Rename(l.tmp, l.path)
-	}
-	if err != nil {
-		l.unlockTimed(held)
-		return 0, t.abort(err)
-	}
-
+	defer l.unlockTimed(held)
 	l.w.f, l.w.off, l.w.header = t.tmp, l.w.dualOff, t.header
 	l.w.limit = min(l.opts.MaxRecordSize, int(t.header.maxRecord))
-	l.w.dual, l.w.dualErr = nil, nil
+	l.w.dual = nil
 	l.w.dirGen++
-	gen := l.w.dirGen
 	if l.nextSeq.Load() < t.base {
 		l.nextSeq.Store(t.base)
 		l.written.Store(t.base - 1)
 	}
 	l.firstSeq.Store(t.base)
 	l.size.Store(l.w.off)
-	l.unlockTimed(held)
-	return gen, nil
+	return l.w.dirGen
 }
 
-// abort ends a truncation that did not rename: it stops the copy to the
-// new file and removes it. The log is as it was.
+// abort ends a truncation that did not rename: it stops the dual writes
+// and removes the new file. The log is as it was.
 func (t *truncation) abort(cause error) error {
 	l := t.l
 	l.flushMu.Lock()
 	l.mu.Lock()
 	if t.tmp != nil && l.w.dual == t.tmp {
-		l.w.dual, l.w.dualErr = nil, nil
+		l.w.dual = nil
 	}
 	l.mu.Unlock()
 	if t.tmp != nil {

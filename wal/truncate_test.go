@@ -331,9 +331,10 @@ func TestAnswerAfterSwapWaitsForDirSync(t *testing.T) {
 	}
 }
 
-// TestWritesDuringTruncationAreKept appends while a truncation fsyncs its
-// temp file: once before the rest is copied under the lock and once while
-// writes go to both files. All of them must be in the new log, durably.
+// TestWritesDuringTruncationAreKept appends while a truncation runs: when
+// it fsyncs its temp file before the writes go to both files, when it
+// fsyncs it after, and just before the rename. All of them must be in the
+// new log, durably, with no sync round after the truncation.
 func TestWritesDuringTruncationAreKept(t *testing.T) {
 	m := vfs.NewMem()
 	l := openMem(t, m, Options{})
@@ -342,12 +343,14 @@ func TestWritesDuringTruncationAreKept(t *testing.T) {
 
 	var tmpSyncs atomic.Int32
 	m.SetOnOp(func(op vfs.Op, p string) error {
-		if op != vfs.OpSync || p != testDir+"/"+tmpName {
-			return nil
-		}
-		// The truncation's own fsyncs of the temp file are the first two:
-		// no sync round runs while nothing waits.
-		if n := tmpSyncs.Add(1); n <= 2 {
+		switch {
+		case op == vfs.OpSync && p == testDir+"/"+tmpName:
+			// The truncation's own fsyncs of the temp file are the first
+			// two: no sync round runs while nothing waits.
+			if n := tmpSyncs.Add(1); n <= 2 {
+				appendN(t, l, 5)
+			}
+		case op == vfs.OpRename && p == testDir+"/"+tmpName:
 			appendN(t, l, 5)
 		}
 		return nil
@@ -359,9 +362,9 @@ func TestWritesDuringTruncationAreKept(t *testing.T) {
 	if tmpSyncs.Load() < 2 {
 		t.Fatalf("%d fsyncs of the temp file", tmpSyncs.Load())
 	}
-	checkRecords(t, replayAll(t, l, 1), 10, 30)
+	checkRecords(t, replayAll(t, l, 1), 10, 35)
 
 	c := openMem(t, m.Crash(), Options{})
 	defer mustClose(t, c)
-	checkRecords(t, replayAll(t, c, 1), 10, 30)
+	checkRecords(t, replayAll(t, c, 1), 10, 35)
 }

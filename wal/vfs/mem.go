@@ -560,6 +560,19 @@ func (h *memHandle) readAtLocked(p []byte, off int64) (int, error) {
 // Write implements File. A Fault with a Prefix writes that many bytes
 // before it fails.
 func (h *memHandle) Write(p []byte) (int, error) {
+	return h.write(p, -1)
+}
+
+// WriteAt implements File. It counts as OpWrite for faults and the hook.
+func (h *memHandle) WriteAt(p []byte, off int64) (int, error) {
+	if off < 0 {
+		return 0, h.pathErr(OpWrite, syscall.EINVAL)
+	}
+	return h.write(p, off)
+}
+
+// write writes at off, or at the handle's position if off is -1.
+func (h *memHandle) write(p []byte, off int64) (int, error) {
 	fault, err := h.m.before(OpWrite, h.name)
 	if err != nil {
 		return 0, h.pathErr(OpWrite, err)
@@ -572,25 +585,35 @@ func (h *memHandle) Write(p []byte) (int, error) {
 	if h.readOnly {
 		return 0, h.pathErr(OpWrite, syscall.EBADF)
 	}
-	if fault != nil {
-		n := min(max(fault.Prefix, 0), len(p))
-		h.writeLocked(p[:n])
-		return n, h.pathErr(OpWrite, fault.Err)
+	pos := off
+	if off < 0 {
+		pos = h.pos
 	}
-	h.writeLocked(p)
-	return len(p), nil
+	n := len(p)
+	if fault != nil {
+		n = min(max(fault.Prefix, 0), len(p))
+		err = h.pathErr(OpWrite, fault.Err)
+	}
+	end := h.f.writeAtLocked(p[:n], pos)
+	if off < 0 {
+		h.pos = end
+	}
+	return n, err
 }
 
-func (h *memHandle) writeLocked(p []byte) {
-	f := h.f
+// writeAtLocked writes p at pos and returns the offset after it.
+func (f *memFile) writeAtLocked(p []byte, pos int64) int64 {
+	if len(p) == 0 {
+		return pos
+	}
 	// NB: zero-filling a hole also writes below the end, so the copy is
 	// needed whenever the lower of pos and the current size lies inside
 	// the synced bytes.
-	if f.shared && min(h.pos, int64(len(f.data))) < int64(len(f.synced)) {
+	if f.shared && min(pos, int64(len(f.data))) < int64(len(f.synced)) {
 		f.data = append([]byte(nil), f.data...)
 		f.shared = false
 	}
-	end := h.pos + int64(len(p))
+	end := pos + int64(len(p))
 	if end > int64(len(f.data)) {
 		if end > int64(cap(f.data)) {
 			grown := make([]byte, end, max(end, 2*int64(cap(f.data))))
@@ -603,8 +626,8 @@ func (h *memHandle) writeLocked(p []byte) {
 			clear(f.data[old:])
 		}
 	}
-	copy(f.data[h.pos:], p)
-	h.pos = end
+	copy(f.data[pos:], p)
+	return end
 }
 
 // Seek implements File.

@@ -282,3 +282,32 @@ func TestMemConcurrentWriters(t *testing.T) {
 		t.Fatalf("got %d bytes", len(got))
 	}
 }
+
+func TestMemWriteAt(t *testing.T) {
+	m := NewMem()
+	if err := m.WriteFile("/f", []byte("abcdef")); err != nil {
+		t.Fatal(err)
+	}
+	f, err := m.OpenRW("/f")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := f.WriteAt([]byte("XY"), 2); n != 2 || err != nil {
+		t.Fatalf("WriteAt = %d, %v", n, err)
+	}
+	if n, err := f.WriteAt([]byte("Z"), 8); n != 1 || err != nil {
+		t.Fatalf("WriteAt past the end = %d, %v", n, err)
+	}
+	// WriteAt does not move the offset Write uses.
+	mustWrite(t, f, "0")
+	if got := readAll(t, m, "/f"); got != "0bXYef\x00\x00Z" {
+		t.Fatalf("current = %q", got)
+	}
+	if got := readAll(t, m.Crash(), "/f"); got != "abcdef" {
+		t.Fatalf("synced = %q", got)
+	}
+	m.Inject(Fault{Op: OpWrite, Err: syscall.ENOSPC, Prefix: 1})
+	if n, err := f.WriteAt([]byte("pq"), 0); n != 1 || !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("short WriteAt = %d, %v", n, err)
+	}
+}

@@ -20,6 +20,9 @@ type File interface {
 	io.Reader
 	io.ReaderAt
 	io.Writer
+	// WriterAt writes at an offset, without moving the offset that Write
+	// and Read use; concurrent WriteAt calls at distinct offsets are safe.
+	io.WriterAt
 	io.Seeker
 	io.Closer
 
