@@ -388,3 +388,68 @@ func TestCorruptionErrorText(t *testing.T) {
 		t.Fatal("Unwrap lost the cause")
 	}
 }
+
+// TestEncodeStreams: the memory Encode takes does not grow with the state,
+// so nothing holds a second copy of it.
+func TestEncodeStreams(t *testing.T) {
+	piece := randomBytes(64 << 10)
+	alloc := func(pieces int) uint64 {
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		_, err := Encode(io.Discard, testMeta(1), func(w io.Writer) error {
+			for i := range pieces {
+				piece[0] = byte(i) // no two pieces alike
+				if _, err := w.Write(piece); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		runtime.ReadMemStats(&after)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return after.TotalAlloc - before.TotalAlloc
+	}
+	small, large := alloc(64), alloc(512) // 4 MiB and 32 MiB of state
+	if large > small+(2<<20) {
+		t.Fatalf("Encode allocated %d bytes for 4 MiB of state, %d for 32 MiB", small, large)
+	}
+}
+
+// TestDecodeStreams: the memory Decode takes does not grow with the body.
+func TestDecodeStreams(t *testing.T) {
+	piece := randomBytes(64 << 10)
+	alloc := func(pieces int) uint64 {
+		var b bytes.Buffer
+		_, err := Encode(&b, testMeta(1), func(w io.Writer) error {
+			for i := range pieces {
+				piece[0] = byte(i)
+				if _, err := w.Write(piece); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		err = Decode(bytes.NewReader(b.Bytes()), func(_ Meta, body io.Reader) error {
+			_, err := io.Copy(io.Discard, body)
+			return err
+		})
+		runtime.ReadMemStats(&after)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return after.TotalAlloc - before.TotalAlloc
+	}
+	small, large := alloc(64), alloc(512)
+	if large > small+(2<<20) {
+		t.Fatalf("Decode allocated %d bytes for 4 MiB of body, %d for 32 MiB", small, large)
+	}
+}
