@@ -121,15 +121,15 @@ type stack struct {
 	ckpt   *checkpoint.Checkpointer
 }
 
-func openStack(m *vfs.Mem, hist *history, mode wal.SyncMode) (*stack, error) {
-	rec, err := datadir.Recover(dataDir, datadir.RecoverOptions{FS: m,
+func openStack(m vfs.FS, dir string, hist *history, mode wal.SyncMode) (*stack, error) {
+	rec, err := datadir.Recover(dir, datadir.RecoverOptions{FS: m,
 		WAL: wal.Options{Sync: mode}})
 	if err != nil {
 		return nil, err
 	}
 	s := &stack{log: rec.Log}
 	s.engine = pstate.Start(rec.State, &recLog{Log: rec.Log, hist: hist}, pstate.Options{})
-	s.ckpt = checkpoint.Start(checkpoint.Config{FS: m, Dir: dataDir + "/snapshots",
+	s.ckpt = checkpoint.Start(checkpoint.Config{FS: m, Dir: dir + "/snapshots",
 		Keep: 2, Interval: -1, WALBytes: -1, Log: rec.Log,
 		Capture: func() checkpoint.Capture {
 			root := s.engine.Root()
@@ -216,7 +216,7 @@ func (r *crashRun) drive(s *stack, from, to int) error {
 func (r *crashRun) run() error {
 	m := vfs.NewMem()
 	m.SetOnOp(r.hook(m))
-	s, err := openStack(m, r.hist, r.sync)
+	s, err := openStack(m, dataDir, r.hist, r.sync)
 	if err != nil {
 		return fmt.Errorf("first start: %w", err)
 	}
@@ -232,7 +232,7 @@ func (r *crashRun) run() error {
 	}
 
 	next.SetOnOp(r.hook(next))
-	s, err = openStack(next, r.hist, r.sync)
+	s, err = openStack(next, dataDir, r.hist, r.sync)
 	if err != nil {
 		return fmt.Errorf("start after the crash: %w", err)
 	}
