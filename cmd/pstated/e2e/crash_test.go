@@ -1,10 +1,12 @@
 package e2e
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -208,5 +210,80 @@ func TestTornTailRepaired(t *testing.T) {
 	a := d.get("/v1/status")
 	if st := a.json(t); st["seq"] != 10.0 {
 		t.Fatalf("status after repair: %s", a.body)
+	}
+}
+
+// record is one line of `pstatectl load --record`.
+type record struct {
+	ID    string `json:"id"`
+	Seq   uint64 `json:"seq"`
+	Type  string `json:"type"`
+	JobID string `json:"job_id"`
+}
+
+// TestKill9UnderCtlLoad kills pstated in the middle of `pstatectl load
+// --record` (realistic jobs: retries, failures, cancels, workspaces,
+// purges, batches of events) and checks after a restart that every recorded
+// event is held: resent with its id, each is a duplicate with its seq.
+func TestKill9UnderCtlLoad(t *testing.T) {
+	ctl := pstatectl(t)
+	dir := t.TempDir()
+	d := start(t, dir, nil, "--sync", "always", "--checkpoint-wal-bytes", "256KiB")
+	recFile := filepath.Join(t.TempDir(), "rec.ndjson")
+	load := exec.Command(ctl, "load", "--addr", "unix:"+d.sock, "--record", recFile,
+		"--concurrency", "8", "--batch", "20", "--duration", "2m", "--progress", "0")
+	load.Env = cleanEnv()
+	var out bytes.Buffer
+	load.Stdout, load.Stderr = &out, &out
+	if err := load.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// The daemon logs each request at debug level: kill it once it has
+	// answered enough writes.
+	answeredWrites := 0
+	if _, ok := d.waitLine(func(m map[string]any) bool {
+		if m["msg"] == "request" && m["path"] == "/v1/events" && m["status"] == 200.0 {
+			answeredWrites++
+		}
+		return answeredWrites >= 60
+	}); !ok {
+		t.Fatalf("pstated ended before the load got going:\n%s", d.log())
+	}
+	d.kill()
+	_ = load.Wait() // fails: the daemon is gone
+
+	f, err := os.ReadFile(recFile)
+	if err != nil {
+		t.Fatalf("no record file: %v\n%s", err, out.String())
+	}
+	var recs []record
+	for _, line := range strings.Split(strings.TrimSpace(string(f)), "\n") {
+		var r record
+		if err := json.Unmarshal([]byte(line), &r); err != nil || r.ID == "" || r.Seq == 0 {
+			t.Fatalf("bad record line %q: %v", line, err)
+		}
+		recs = append(recs, r)
+	}
+	t.Logf("%d events recorded before kill -9", len(recs))
+
+	d2 := start(t, dir, nil, "--sync", "always")
+	// An event whose id was applied is answered as a duplicate with its
+	// first seq whatever its body: resend each id with a stand-in body.
+	for i := 0; i < len(recs); i += 500 {
+		chunk := recs[i:min(i+500, len(recs))]
+		list := make([]any, len(chunk))
+		for k, r := range chunk {
+			list[k] = ev("type", "job.submitted", "id", r.ID, "job_id", "lost-"+r.ID,
+				"name", "n", "steps", []string{"s"})
+		}
+		s := decodeSubmitted(t, d2.post("/v1/events", map[string]any{"events": list}))
+		for k, res := range s.Results {
+			if !res.Duplicate || res.Seq != chunk[k].Seq {
+				t.Fatalf("recorded %+v after restart: %+v", chunk[k], res)
+			}
+		}
+	}
+	if code := d2.stop(); code != 0 {
+		t.Fatalf("exit %d", code)
 	}
 }

@@ -5,13 +5,38 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sync"
 	"testing"
 
 	"go.uber.org/goleak"
 )
 
-// pstatedBin is the daemon built for the tests.
-var pstatedBin string
+// pstatedBin is the daemon built for the tests; binDir holds it.
+var pstatedBin, binDir string
+
+var (
+	ctlOnce sync.Once
+	ctlBin  string
+	ctlErr  error
+)
+
+// pstatectl builds the client on first use, so that a test that does not
+// need it never depends on it.
+func pstatectl(t *testing.T) string {
+	t.Helper()
+	ctlOnce.Do(func() {
+		ctlBin = filepath.Join(binDir, "pstatectl")
+		out, err := exec.Command("go", "build", "-o", ctlBin,
+			"github.com/pstate/pstate/cmd/pstatectl").CombinedOutput()
+		if err != nil {
+			ctlErr = fmt.Errorf("build pstatectl: %v\n%s", err, out)
+		}
+	})
+	if ctlErr != nil {
+		t.Fatal(ctlErr)
+	}
+	return ctlBin
+}
 
 func TestMain(m *testing.M) {
 	os.Exit(runMain(m))
@@ -24,6 +49,7 @@ func runMain(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
+	binDir = dir
 	pstatedBin = filepath.Join(dir, "pstated")
 	build := exec.Command("go", "build", "-o", pstatedBin, "github.com/pstate/pstate/cmd/pstated")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
