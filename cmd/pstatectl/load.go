@@ -10,6 +10,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/pstate/pstate/cmd/internal/netaddr"
 )
 
 // maxSteps bounds --steps, so that a job.submitted stays far below the
@@ -38,9 +40,15 @@ func runLoad(e *env, args []string) error {
 			"request is reported and makes the exit status 1.")
 	var cf clientFlags
 	cf.register(fs, e)
+	remote := fs.Bool("allow-remote", false, "allow an --addr that is not a unix socket or loopback")
 	cfg, err := loadFlags(fs, args)
 	if err != nil {
 		return err
+	}
+	// A load is a flood of writes: aimed at another machine only on purpose.
+	if !*remote && !netaddr.IsLoopback(cf.addr) {
+		return usagef(fs, "--addr %s is not a unix socket or loopback address "+
+			"(pass --allow-remote to load it anyway)", cf.addr)
 	}
 	c, err := cf.client(cfg.concurrency)
 	if err != nil {
@@ -66,15 +74,21 @@ func loadFlags(fs *flag.FlagSet, args []string) (*loadConfig, error) {
 	m := &cfg.model
 	fs.IntVar(&cfg.jobs, "jobs", 0, "jobs to run in all; 0 runs until --duration")
 	fs.IntVar(&m.MaxSteps, "steps", 50, "steps of a job at most (each job has 5 to N)")
-	fs.IntVar(&cfg.concurrency, "concurrency", 64, "clients, each sending one request at a time")
-	fs.DurationVar(&cfg.duration, "duration", 30*time.Second, "stop after this long; 0 runs until --jobs are done")
+	fs.IntVar(&cfg.concurrency, "concurrency", 64,
+		"clients, each sending one request at a time")
+	fs.DurationVar(&cfg.duration, "duration", 30*time.Second,
+		"stop after this long; 0 runs until --jobs are done")
 	fs.IntVar(&cfg.batch, "batch", 100, "events per request (1 sends single events)")
 	fs.Uint64Var(&cfg.seed, "seed", 1, "seed of the random choices")
-	fs.StringVar(&cfg.record, "record", "", "append one NDJSON line per answered event to this file")
-	fs.StringVar(&cfg.runID, "run-id", "", "prefix of every id (default: from the clock, unique per run)")
-	fs.DurationVar(&cfg.every, "progress", 5*time.Second, "interval of the progress line on stderr; 0 for none")
+	fs.StringVar(&cfg.record, "record", "",
+		"append one NDJSON line per answered event to this file")
+	fs.StringVar(&cfg.runID, "run-id", "",
+		"prefix of every id (default: from the clock, unique per run)")
+	fs.DurationVar(&cfg.every, "progress", 5*time.Second,
+		"interval of the progress line on stderr; 0 for none")
 	fs.Float64Var(&m.FailRate, "fail-rate", m.FailRate, "chance that a step attempt fails")
-	fs.Float64Var(&m.RetryRate, "retry-rate", m.RetryRate, "chance that a failed attempt is retried (3 attempts at most)")
+	fs.Float64Var(&m.RetryRate, "retry-rate", m.RetryRate,
+		"chance that a failed attempt is retried (3 attempts at most)")
 	fs.Float64Var(&m.CancelRate, "cancel-rate", m.CancelRate, "chance that a job is canceled midway")
 	fs.Float64Var(&m.PurgeRate, "purge-rate", m.PurgeRate, "chance that a finished job is purged")
 	pos, err := parseArgs(fs, args)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"math/rand/v2"
 	"reflect"
 	"testing"
 	"time"
@@ -10,7 +11,17 @@ import (
 )
 
 func TestAppendStringMatchesEncodingJSON(t *testing.T) {
-	for _, s := range []string{"", "plain", `q"b\s`, "\n\r\t\x00\x1f\x7f", "é✓", "\xff\xfe", "a\u2028b"} {
+	cases := []string{"", "plain", `q"b\s`, "\n\r\t\x00\x1f\x7f", "é✓", "\xff\xfe", "a\u2028b"}
+	rng := rand.New(rand.NewPCG(3, 4))
+	for range 2000 {
+		b := make([]byte, rng.IntN(12))
+		for i := range b {
+			const alphabet = "a\"\\\x01\n\xc3\xa9\xff\xe2\x9c\x93"
+			b[i] = alphabet[rng.IntN(len(alphabet))]
+		}
+		cases = append(cases, string(b))
+	}
+	for _, s := range cases {
 		got := appendString(nil, s)
 		var back string
 		if err := json.Unmarshal(got, &back); err != nil {

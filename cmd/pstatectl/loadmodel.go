@@ -89,10 +89,12 @@ func newGenerator(cfg modelConfig, seed uint64, runID string, client int) *gener
 }
 
 var (
-	jobNames  = []string{"nightly-build", "integration-tests", "train-model", "deploy", "etl-import", "backup", "lint", "release"}
-	stepNames = []string{"checkout", "setup", "build", "unit-test", "integration-test", "package", "scan", "publish", "deploy", "verify", "cleanup"}
-	teams     = []string{"infra", "ml", "web", "data", "mobile", "platform"}
-	priority  = []string{"low", "normal", "normal", "normal", "high", "urgent"}
+	jobNames = []string{"nightly-build", "integration-tests", "train-model", "deploy",
+		"etl-import", "backup", "lint", "release"}
+	stepNames = []string{"checkout", "setup", "build", "unit-test", "integration-test",
+		"package", "scan", "publish", "deploy", "verify", "cleanup"}
+	teams    = []string{"infra", "ml", "web", "data", "mobile", "platform"}
+	priority = []string{"low", "normal", "normal", "normal", "high", "urgent"}
 )
 
 // newJob plans a job: its steps, workspaces, whether it is canceled and

@@ -86,6 +86,7 @@ func TestUsageErrorsExit2(t *testing.T) {
 		{"load", "--jobs", "0", "--duration", "0"},
 		{"load", "--steps", "4"},
 		{"load", "--fail-rate", "2"},
+		{"load", "--addr", "10.1.2.3:7070"},
 		{"backup"},
 		{"restore", "x"},
 		{"verify"},
