@@ -1,7 +1,9 @@
 package netaddr
 
 import (
+	"net"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -70,4 +72,35 @@ func TestIsLoopback(t *testing.T) {
 			t.Errorf("IsLoopback(%q) = %v; want %v", in, got, want)
 		}
 	}
+}
+
+// FuzzParse: Parse never panics, and what it accepts round-trips: a unix
+// address keeps its path, a TCP address splits into host and port.
+func FuzzParse(f *testing.F) {
+	f.Add("unix:/x.sock")
+	f.Add("127.0.0.1:80")
+	f.Fuzz(func(t *testing.T, s string) {
+		network, address, err := Parse(s)
+		if err != nil {
+			return
+		}
+		switch network {
+		case "unix":
+			if address == "" || UnixPrefix+address != strings.TrimSpace(s) {
+				t.Fatalf("Parse(%q) = unix %q", s, address)
+			}
+		case "tcp":
+			if _, _, err := net.SplitHostPort(address); err != nil {
+				t.Fatalf("Parse(%q) = tcp %q: %v", s, address, err)
+			}
+		default:
+			t.Fatalf("Parse(%q): network %q", s, network)
+		}
+		_ = IsLoopback(s)
+		for _, part := range Split([]string{s}) {
+			if strings.Contains(part, ",") {
+				t.Fatalf("Split left a comma in %q", part)
+			}
+		}
+	})
 }

@@ -302,9 +302,7 @@ func (s *Server) read(w http.ResponseWriter, r *http.Request, rt *runtime) (*pst
 			defer cancel()
 			st, err := rt.engine.WaitSeq(ctx, minSeq)
 			if err != nil {
-				writeError(w, http.StatusGatewayTimeout, CodeTimeout, fmt.Sprintf(
-					"state did not reach min_seq %d within %v (at %d)", minSeq, wait,
-					rt.engine.Root().Seq()))
+				s.writeWaitError(w, err, minSeq, wait, rt)
 				return nil, false
 			}
 			root = st
@@ -312,6 +310,24 @@ func (s *Server) read(w http.ResponseWriter, r *http.Request, rt *runtime) (*pst
 	}
 	w.Header().Set(SeqHeader, strconv.FormatUint(root.Seq(), 10))
 	return root, true
+}
+
+// writeWaitError answers a min_seq wait that failed: 504 when the time ran
+// out, 503 when the state can no longer reach min_seq (read-only, stopping).
+func (s *Server) writeWaitError(w http.ResponseWriter, err error, minSeq uint64,
+	wait time.Duration, rt *runtime) {
+	at := rt.engine.Root().Seq()
+	switch {
+	case errors.Is(err, pstate.ErrReadOnly):
+		writeError(w, http.StatusServiceUnavailable, CodeReadOnly, fmt.Sprintf(
+			"state is at %d and cannot reach min_seq %d: %v", at, minSeq, err))
+	case errors.Is(err, pstate.ErrClosed):
+		writeError(w, http.StatusServiceUnavailable, CodeStopping, fmt.Sprintf(
+			"state is at %d and cannot reach min_seq %d: %v", at, minSeq, err))
+	default:
+		writeError(w, http.StatusGatewayTimeout, CodeTimeout, fmt.Sprintf(
+			"state did not reach min_seq %d within %v (at %d)", minSeq, wait, at))
+	}
 }
 
 // parseWait takes a Go duration ("2s") or a number of seconds ("2").
