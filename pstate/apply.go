@@ -14,55 +14,57 @@ func Validate(s *State, e *Event) error {
 	if err := checkEvent(e); err != nil {
 		return err
 	}
-	return conflict(s, e)
+	_, err := conflict(s, e)
+	return err
 }
 
-// conflict checks that a well-formed e fits the state.
-func conflict(s *State, e *Event) error {
+// conflict checks that a well-formed e fits the state. It returns the job
+// the event names, when it exists, so apply need not look it up again.
+func conflict(s *State, e *Event) (*job, error) {
 	switch e.Type {
 	case TypeJobSubmitted:
 		if _, ok := s.jobs.Get(e.JobID); ok {
-			return &ConflictError{JobID: e.JobID, Message: "already submitted"}
+			return nil, &ConflictError{JobID: e.JobID, Message: "already submitted"}
 		}
-		return nil
+		return nil, nil
 	case TypeWorkspaceAllocated:
 		return allocConflict(s, e)
 	case TypeWorkspaceReleased:
 		w, ok := s.ws.Get(e.WorkspaceID)
 		if !ok {
-			return &ConflictError{WorkspaceID: e.WorkspaceID, Message: "unknown workspace"}
+			return nil, &ConflictError{WorkspaceID: e.WorkspaceID, Message: "unknown workspace"}
 		}
 		if w.isReleased {
-			return &ConflictError{WorkspaceID: e.WorkspaceID, JobID: w.jobID,
+			return nil, &ConflictError{WorkspaceID: e.WorkspaceID, JobID: w.jobID,
 				Message: "already released"}
 		}
-		return nil
+		return nil, nil
 	}
 	j, ok := s.jobs.Get(e.JobID)
 	if !ok {
-		return &ConflictError{JobID: e.JobID, Message: "unknown job"}
+		return nil, &ConflictError{JobID: e.JobID, Message: "unknown job"}
 	}
 	switch e.Type {
 	case TypeJobPurged:
 		if !j.state.terminal() {
-			return jobConflict(j, "cannot be purged: not finished")
+			return nil, jobConflict(j, "cannot be purged: not finished")
 		}
-		return nil
+		return j, nil
 	case TypeJobStarted:
 		if j.state != jsQueued {
-			return jobConflict(j, "cannot start: not queued")
+			return nil, jobConflict(j, "cannot start: not queued")
 		}
-		return nil
+		return j, nil
 	case TypeJobFinished:
 		if j.state.terminal() {
-			return jobConflict(j, "already finished")
+			return nil, jobConflict(j, "already finished")
 		}
 		if j.state == jsQueued && e.Status == StatusSucceeded {
-			return jobConflict(j, "cannot succeed: never started")
+			return nil, jobConflict(j, "cannot succeed: never started")
 		}
-		return nil
+		return j, nil
 	}
-	return stepConflict(j, e)
+	return j, stepConflict(j, e)
 }
 
 func jobConflict(j *job, msg string) error {
@@ -112,24 +114,24 @@ func stepConflict(j *job, e *Event) error {
 	return nil
 }
 
-func allocConflict(s *State, e *Event) error {
+func allocConflict(s *State, e *Event) (*job, error) {
 	if w, ok := s.ws.Get(e.WorkspaceID); ok && !w.isReleased {
-		return &ConflictError{WorkspaceID: e.WorkspaceID, JobID: w.jobID,
+		return nil, &ConflictError{WorkspaceID: e.WorkspaceID, JobID: w.jobID,
 			Message: "already allocated"}
 	}
 	j, ok := s.jobs.Get(e.JobID)
 	if !ok {
-		return &ConflictError{WorkspaceID: e.WorkspaceID, JobID: e.JobID, Message: "unknown job"}
+		return nil, &ConflictError{WorkspaceID: e.WorkspaceID, JobID: e.JobID, Message: "unknown job"}
 	}
 	if j.state.terminal() {
-		return &ConflictError{WorkspaceID: e.WorkspaceID, JobID: e.JobID, Message: fmt.Sprintf(
+		return nil, &ConflictError{WorkspaceID: e.WorkspaceID, JobID: e.JobID, Message: fmt.Sprintf(
 			"job is finished (%s)", jobStateNames[j.state])}
 	}
 	if len(j.workspaces) >= MaxJobWorkspaces && !slices.Contains(j.workspaces, e.WorkspaceID) {
-		return &ConflictError{WorkspaceID: e.WorkspaceID, JobID: e.JobID, Message: fmt.Sprintf(
+		return nil, &ConflictError{WorkspaceID: e.WorkspaceID, JobID: e.JobID, Message: fmt.Sprintf(
 			"job already lists %d workspaces, the most it may", MaxJobWorkspaces)}
 	}
-	return nil
+	return j, nil
 }
 
 // Apply returns the state after the event at seq. It is pure: s is not
@@ -142,34 +144,49 @@ func Apply(s *State, e *Event, seq uint64) *State {
 	if seq <= s.seq {
 		return s
 	}
-	if Validate(s, e) != nil {
-		n := *s
-		n.seq = seq
-		return &n
+	if checkEvent(e) != nil {
+		return s.withSeq(seq)
 	}
-	return apply(s, e, seq)
+	j, err := conflict(s, e)
+	if err != nil {
+		return s.withSeq(seq)
+	}
+	return apply(s, e, seq, j)
 }
 
-// apply applies an event that passed Validate against s.
-func apply(s *State, e *Event, seq uint64) *State {
+func (s *State) withSeq(seq uint64) *State {
 	n := *s
 	n.seq = seq
+	return &n
+}
+
+// apply applies an event that passed Validate against s; j is the job
+// conflict returned.
+func apply(s *State, e *Event, seq uint64, j *job) *State {
+	n := *s
+	n.seq = seq
+	if e.Type != TypeStepStarted && e.Type != TypeStepFinished {
+		// Step events, the bulk, touch only the jobs map; the others get
+		// their own copy of the indexes to change.
+		x := *s.indexes
+		n.indexes = &x
+	}
 	t := e.Time.UnixNano()
 	switch e.Type {
 	case TypeJobSubmitted:
 		n.submit(e, t)
 	case TypeJobStarted:
-		j := n.jobCopy(e.JobID)
+		j := copyJob(j)
 		j.worker, j.started = e.Worker, t
 		n.moveJob(j, jsRunning)
 	case TypeStepStarted:
-		j := n.jobCopy(e.JobID)
+		j := copyJob(j)
 		j.attempts = appendCopy(j.attempts, attempt{
 			started: t, num: uint32(e.Attempt), step: uint16(j.stepIndex(e.Step)),
 		})
 		n.jobs = n.jobs.Set(j.id, j)
 	case TypeStepFinished:
-		j := n.jobCopy(e.JobID)
+		j := copyJob(j)
 		i := j.lastAttempt(j.stepIndex(e.Step))
 		j.attempts = slices.Clone(j.attempts)
 		a := &j.attempts[i]
@@ -177,13 +194,13 @@ func apply(s *State, e *Event, seq uint64) *State {
 		a.status = uint8(slices.Index(statusCodes, e.Status))
 		n.jobs = n.jobs.Set(j.id, j)
 	case TypeJobFinished:
-		j := n.jobCopy(e.JobID)
+		j := copyJob(j)
 		j.finished, j.reason = t, e.Reason
 		st, _ := parseJobState(e.Status)
 		n.moveJob(j, st)
 		n.finished = n.finished.Set(finishKey(t, j.id), struct{}{})
 	case TypeWorkspaceAllocated:
-		n.allocate(e, t)
+		n.allocate(e, t, j)
 	case TypeWorkspaceReleased:
 		w, _ := n.ws.Get(e.WorkspaceID)
 		w2 := *w
@@ -210,9 +227,8 @@ func appendCopy[T any](s []T, v T) []T {
 	return c
 }
 
-// jobCopy returns a shallow copy of a job known to exist.
-func (n *State) jobCopy(id string) *job {
-	j, _ := n.jobs.Get(id)
+// copyJob returns a shallow copy of j.
+func copyJob(j *job) *job {
 	c := *j
 	return &c
 }
@@ -258,7 +274,7 @@ func (n *State) labelIndex(l label, fn func(*idSet) *idSet) {
 
 // allocate records a workspace. Reusing the id of a released workspace
 // replaces it; when it belonged to another job, that job stops listing it.
-func (n *State) allocate(e *Event, t int64) {
+func (n *State) allocate(e *Event, t int64, owner *job) {
 	if old, ok := n.ws.Get(e.WorkspaceID); ok {
 		n.wsByState[1] = n.wsByState[1].Delete(old.id)
 		if oj, ok := n.jobs.Get(old.jobID); ok && old.jobID != e.JobID {
@@ -271,7 +287,7 @@ func (n *State) allocate(e *Event, t int64) {
 	w := &workspace{id: e.WorkspaceID, jobID: e.JobID, path: e.Path, allocated: t}
 	n.ws = n.ws.Set(w.id, w)
 	n.wsByState[0] = n.wsByState[0].Set(w.id, struct{}{})
-	j := n.jobCopy(e.JobID)
+	j := copyJob(owner) // not the previous owner: that one differs
 	if !slices.Contains(j.workspaces, w.id) {
 		j.workspaces = appendCopy(j.workspaces, w.id)
 		n.jobs = n.jobs.Set(j.id, j)

@@ -131,8 +131,9 @@ func (b *stateBuilder) state() (*State, error) {
 	}
 	ring := b.ring.List()
 	s := &State{
-		seq: b.seq, jobs: b.jobs.Map(), jobIDs: b.jobIDs.Map(), byLabel: labels.Map(),
-		finished: b.finished.Map(), ws: b.ws.Map(),
+		seq: b.seq, jobs: b.jobs.Map(),
+		indexes: &indexes{jobIDs: b.jobIDs.Map(), byLabel: labels.Map(),
+			finished: b.finished.Map(), ws: b.ws.Map()},
 		ids: idWindow{max: b.window, count: uint64(ring.Len()), seqs: b.seqs.Map(), ring: ring},
 	}
 	for i := range s.byState {

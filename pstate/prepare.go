@@ -18,10 +18,11 @@ func Replay(s *State, seq uint64, payload []byte) (*State, error) {
 	if err != nil {
 		return nil, fmt.Errorf("decode record %d: %w", seq, err)
 	}
-	if err := conflict(s, &e); err != nil {
+	j, err := conflict(s, &e)
+	if err != nil {
 		return nil, fmt.Errorf("apply record %d: %w", seq, err)
 	}
-	return apply(s, &e, seq), nil
+	return apply(s, &e, seq, j), nil
 }
 
 // prepared is one request's outcome against the evolving state: the state
@@ -55,7 +56,11 @@ func prepare(s *State, seq uint64, events []Event, now time.Time, internal bool,
 		if ev.Time.IsZero() {
 			ev.Time = now
 		}
-		if err := Validate(s, &ev); err != nil {
+		if err := checkEvent(&ev); err != nil {
+			return prepared{}, setIndex(err, i)
+		}
+		j, err := conflict(s, &ev)
+		if err != nil {
 			return prepared{}, setIndex(err, i)
 		}
 		queue := []Event{ev}
@@ -63,12 +68,12 @@ func prepare(s *State, seq uint64, events []Event, now time.Time, internal bool,
 			x := &queue[k]
 			if k > 0 {
 				// Effects are built to fit; a refusal is a bug in effects.
-				if err := conflict(s, x); err != nil {
+				if j, err = conflict(s, x); err != nil {
 					return prepared{}, fmt.Errorf("pstate: effect of event %d refused: %w", i, err)
 				}
 			}
 			seq++
-			s = apply(s, x, seq)
+			s = apply(s, x, seq, j)
 			p.payloads = append(p.payloads, AppendEvent(nil, x))
 			if k == 0 {
 				p.results[i] = Result{Seq: seq}

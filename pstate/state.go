@@ -129,15 +129,22 @@ type idSet = immutable.SortedMap[string, struct{}]
 // ids so a filtered listing seeks instead of scanning; finished orders
 // finished jobs by finish time for purging.
 type State struct {
-	seq       uint64
-	jobs      *immutable.Map[string, *job]
+	seq  uint64
+	jobs *immutable.Map[string, *job]
+	*indexes
+	ids idWindow
+}
+
+// indexes are the sorted sets beside the jobs map, apart so that a step
+// event (which changes none) copies a small State. Shared between roots;
+// apply copies the struct before changing a field.
+type indexes struct {
 	jobIDs    *idSet
 	byState   [numJobStates]*idSet
 	byLabel   *immutable.Map[string, *idSet]
 	finished  *idSet // finishKey(finished, id)
 	ws        *immutable.SortedMap[string, *workspace]
 	wsByState [2]*idSet // allocated, released
-	ids       idWindow
 }
 
 // DefaultIDWindow is how many event ids a state remembers to answer
@@ -152,12 +159,14 @@ func NewState() *State { return NewStateWithIDWindow(DefaultIDWindow) }
 // is part of the state: snapshots carry it.
 func NewStateWithIDWindow(n int) *State {
 	s := &State{
-		jobs:     immutable.NewMap[string, *job](strHasher{}),
-		jobIDs:   newIDSet(),
-		byLabel:  immutable.NewMap[string, *idSet](strHasher{}),
-		finished: newIDSet(),
-		ws:       immutable.NewSortedMap[string, *workspace](strComparer{}),
-		ids:      newIDWindow(n),
+		jobs: immutable.NewMap[string, *job](strHasher{}),
+		indexes: &indexes{
+			jobIDs:   newIDSet(),
+			byLabel:  immutable.NewMap[string, *idSet](strHasher{}),
+			finished: newIDSet(),
+			ws:       immutable.NewSortedMap[string, *workspace](strComparer{}),
+		},
+		ids: newIDWindow(n),
 	}
 	for i := range s.byState {
 		s.byState[i] = newIDSet()
