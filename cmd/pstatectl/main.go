@@ -15,14 +15,13 @@ import (
 // default data dir ./data.
 const defaultAddr = "unix:./data/pstated.sock"
 
-// env is what a command may touch of the process: its streams, its
-// environment and a context cancelled by SIGINT/SIGTERM.
+// env is what a command may touch of the process: its streams and a
+// context cancelled by SIGINT/SIGTERM.
 type env struct {
 	ctx    context.Context
 	stdin  io.Reader
 	stdout io.Writer
 	stderr io.Writer
-	getenv func(string) string
 
 	// addr and tokenFile are the values of the global flags; a command's
 	// own --addr / --token-file start from them.
@@ -30,36 +29,28 @@ type env struct {
 	tokenFile string
 }
 
-// command is one subcommand: its name, the synopsis of its arguments, a
-// one-line summary and the function that runs it on the arguments after the
-// name.
+// command is one subcommand: its name, a one-line summary and the function
+// that runs it on the arguments after the name.
 type command struct {
 	name    string
-	args    string
 	summary string
 	run     func(e *env, args []string) error
 }
 
 // commands lists every subcommand in the order the usage shows them.
 var commands = []command{
-	{"status", "[--json]", "print the daemon's status", runStatus},
-	{"jobs", "[--state S] [--label k:v] [--limit N] [--after C] [--all] [--json]",
-		"list jobs", runJobs},
-	{"job", "ID [--json]", "print one job with its steps and attempts", runJob},
-	{"workspaces", "[ID] [--state S] [--limit N] [--after C] [--all] [--json]",
-		"list workspaces, or print one", runWorkspaces},
-	{"submit", "[FILE|-] [--batch N]", "send NDJSON events in batches", runSubmit},
-	{"checkpoint", "[--json]", "take a checkpoint now", runCheckpoint},
-	{"backup", "FILE", "save a consistent snapshot of the daemon to FILE", runBackup},
-	{"restore", "FILE --data-dir DIR", "offline: seed an empty data dir from a backup",
-		runRestore},
-	{"verify", "--data-dir DIR", "offline: check every snapshot and log record",
-		runVerify},
-	{"wal", "dump --data-dir DIR", "offline: print the log's records as NDJSON", runWAL},
-	{"load", "[--jobs N] [--steps N] [--concurrency N] [--duration D] [--batch N] ...",
-		"drive the daemon with a realistic load", runLoad},
-	{"ready", "", "exit 0 when the daemon is ready, 1 with its reason otherwise",
-		runReady},
+	{"status", "print the daemon's status", runStatus},
+	{"jobs", "list jobs (--state, --label k:v, --limit, --after, --all)", runJobs},
+	{"job", "print one job with its steps and attempts", runJob},
+	{"workspaces", "list workspaces, or print one", runWorkspaces},
+	{"submit", "send NDJSON events in batches", runSubmit},
+	{"checkpoint", "take a checkpoint now", runCheckpoint},
+	{"backup", "save a consistent snapshot of the daemon to a file", runBackup},
+	{"restore", "offline: seed an empty data dir from a backup", runRestore},
+	{"verify", "offline: check every snapshot and log record of a data dir", runVerify},
+	{"wal", "offline: 'wal dump' prints the log's records as NDJSON", runWAL},
+	{"load", "drive the daemon with a realistic load and measure it", runLoad},
+	{"ready", "exit 0 when the daemon is ready, 1 with its reason otherwise", runReady},
 }
 
 func main() {
@@ -73,7 +64,7 @@ func main() {
 // exit status: 0 success, 1 failure, 2 bad usage.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer,
 	getenv func(string) string) int {
-	e := &env{ctx: ctx, stdin: stdin, stdout: stdout, stderr: stderr, getenv: getenv}
+	e := &env{ctx: ctx, stdin: stdin, stdout: stdout, stderr: stderr}
 
 	fs := flag.NewFlagSet("pstatectl", flag.ContinueOnError)
 	fs.SetOutput(stderr)

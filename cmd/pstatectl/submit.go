@@ -119,11 +119,11 @@ func (s *submitter) run() error {
 		if err != nil {
 			return err
 		}
-		if len(batchHead)+len(ev)+len(batchTail) > maxBatchBytes {
+		if len(batchHead)+len(ev)+len(batchTail) >= maxBatchBytes {
 			return &LineError{Line: line,
 				Err: fmt.Errorf("event of %d bytes does not fit a request", len(ev))}
 		}
-		if len(s.body)+1+len(ev)+len(batchTail) > maxBatchBytes {
+		if len(s.body)+1+len(ev)+len(batchTail) >= maxBatchBytes {
 			if err := s.flush(); err != nil {
 				return err
 			}
