@@ -21,7 +21,7 @@ import (
 const (
 	crashOld   = 10
 	crashNew   = 20
-	crashBytes = 600_000
+	crashBytes = 300_000
 )
 
 // crashBody is the state at seq: incompressible, so that the snapshot
