@@ -324,7 +324,16 @@ func TestFnErrorOnSoundSnapshot(t *testing.T) {
 // TestHugeWindowRefused: a frame that declares a 2 TiB window is refused
 // by the zstd decoder without allocating for it.
 func TestHugeWindowRefused(t *testing.T) {
-	data := frameSnapshot(testMeta(1), hugeWindowFrame(), 1)
+	for name, frame := range map[string][]byte{
+		"window descriptor": hugeWindowFrame(),
+		"content size":      hugeContentFrame(),
+	} {
+		t.Run(name, func(t *testing.T) { testHostileFrame(t, frame) })
+	}
+}
+
+func testHostileFrame(t *testing.T, frame []byte) {
+	data := frameSnapshot(testMeta(1), frame, 1)
 
 	var before, after runtime.MemStats
 	runtime.GC()

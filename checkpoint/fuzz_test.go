@@ -73,6 +73,7 @@ func seedSnapshots(t testing.TB) []seed {
 		{"damaged_chunk", flipped},
 		{"trailing_data", append(bytes.Clone(small), 0)},
 		{"huge_window", frameSnapshot(testMeta(1), hugeWindowFrame(), 1)},
+		{"huge_content_size", frameSnapshot(testMeta(1), hugeContentFrame(), 1)},
 	}
 }
 

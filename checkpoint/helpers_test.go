@@ -144,6 +144,16 @@ func hugeWindowFrame() []byte {
 	return append(b, 'x')
 }
 
+// hugeContentFrame is a single-segment zstd frame whose header declares
+// 1 TiB of content, which is then its window, followed by one raw block.
+func hugeContentFrame() []byte {
+	b := binary.LittleEndian.AppendUint32(nil, 0xFD2FB528)
+	b = append(b, 3<<6|1<<5) // 8-byte content size, single segment
+	b = binary.LittleEndian.AppendUint64(b, 1<<40)
+	b = append(b, 1<<3|0<<1|1, 0, 0)
+	return append(b, 'x')
+}
+
 // fakeLog is a Truncator that records its calls. If fs is set, each
 // truncation is made durable there (a file holding the first seq, replaced
 // by rename) so that a crash clone of fs also holds the log's state.
