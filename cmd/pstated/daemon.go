@@ -248,8 +248,11 @@ func (d *daemon) onProgress(p datadir.Progress) {
 	if p.Done {
 		return
 	}
-	d.sdNotify(sdnotify.ExtendTimeout(30*time.Second), sdnotify.Watchdog,
-		sdnotify.Status(fmt.Sprintf("recovering: %d records replayed", p.Records)))
+	status := fmt.Sprintf("recovering: %d records replayed", p.Records)
+	if p.Phase == datadir.PhaseSnapshot {
+		status = fmt.Sprintf("recovering: snapshot %d of %d bytes read", p.Bytes, p.Size)
+	}
+	d.sdNotify(sdnotify.ExtendTimeout(30*time.Second), sdnotify.Watchdog, sdnotify.Status(status))
 }
 
 func (d *daemon) sdNotify(assignments ...string) {

@@ -24,11 +24,24 @@ type RecoverOptions struct {
 	Progress func(Progress)
 	// ProgressEvery is the time between Progress calls; default 1s.
 	ProgressEvery time.Duration
+	// SnapshotProgress, when set, is called while a snapshot is read, with
+	// its path, the bytes read so far and its size (every few MiB and at
+	// the end): loading a big snapshot takes a while too.
+	SnapshotProgress func(path string, read, size int64)
 }
 
-// Progress reports how far a log replay has come.
+// Phases of a recovery in Progress.
+const (
+	PhaseSnapshot = "snapshot" // reading the snapshot
+	PhaseLog      = "log"      // replaying the log
+)
+
+// Progress reports how far a recovery has come.
 type Progress struct {
-	Records uint64        // records replayed so far
+	Phase   string        // PhaseSnapshot or PhaseLog
+	Bytes   int64         // PhaseSnapshot: bytes of the snapshot read so far
+	Size    int64         // PhaseSnapshot: the snapshot's size
+	Records uint64        // PhaseLog: records replayed so far
 	Seq     uint64        // seq of the last record replayed
 	Elapsed time.Duration // since the replay began
 	Done    bool          // the last report of the replay
@@ -103,7 +116,7 @@ func recoverLog(fsys vfs.FS, snapDir, walDir string, log *wal.Log,
 	// its first record is at most S+1 (an empty log based at S+1 counts).
 	covers := func(seq uint64) bool { return log.FirstSeq() <= seq+1 }
 	built := map[uint64]*pstate.State{}
-	used, damaged, err := checkpoint.Load(fsys, snapDir, covers,
+	used, damaged, err := checkpoint.LoadWith(fsys, snapDir, covers,
 		func(meta checkpoint.Meta, body io.Reader) error {
 			st, err := pstate.DecodeSnapshot(body, meta.Seq)
 			if err != nil {
@@ -112,7 +125,7 @@ func recoverLog(fsys vfs.FS, snapDir, walDir string, log *wal.Log,
 			built[meta.Seq] = st
 			rec.SnapshotTime = meta.Time
 			return nil
-		})
+		}, checkpoint.LoadOptions{Progress: opts.SnapshotProgress})
 	rec.Damaged = damaged
 	if err != nil {
 		return nil, fmt.Errorf("load snapshot: %w", err)
@@ -167,7 +180,8 @@ func replay(fsys vfs.FS, walDir string, log *wal.Log, rec *Recovered,
 		if opts.Progress != nil && n%1024 == 0 {
 			if now := time.Now(); now.Sub(last) >= every {
 				last = now
-				opts.Progress(Progress{Records: n, Seq: seq, Elapsed: now.Sub(start)})
+				opts.Progress(Progress{Phase: PhaseLog, Records: n, Seq: seq,
+					Elapsed: now.Sub(start)})
 			}
 		}
 		return nil
@@ -184,7 +198,8 @@ func replay(fsys vfs.FS, walDir string, log *wal.Log, rec *Recovered,
 	}
 	rec.State, rec.Records = st, n
 	if opts.Progress != nil {
-		opts.Progress(Progress{Records: n, Seq: lastSeq, Elapsed: rec.ReplayTime, Done: true})
+		opts.Progress(Progress{Phase: PhaseLog, Records: n, Seq: lastSeq,
+			Elapsed: rec.ReplayTime, Done: true})
 	}
 	return nil
 }

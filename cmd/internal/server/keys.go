@@ -11,6 +11,7 @@ const (
 	keySnapshot      = "snapshot"
 	keySnapshotSeq   = "snapshot_seq"
 	keyBytes         = "bytes"
+	keySize          = "size"
 	keyFile          = "file"
 	keyOffset        = "offset"
 	keyReason        = "reason"

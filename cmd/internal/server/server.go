@@ -97,6 +97,8 @@ type Server struct {
 	// error (a checkpoint that hit a full disk); nil while writable.
 	failure atomic.Pointer[string]
 
+	snapLogged atomic.Int64 // unix nanos of the last snapshot progress line
+
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -138,7 +140,8 @@ func (s *Server) Open() error {
 			OnTruncateLock: func(d time.Duration) { s.m.truncateLock.Observe(d.Seconds()) },
 			OnRepair:       s.onRepair,
 		},
-		Progress: s.onProgress,
+		Progress:         s.onProgress,
+		SnapshotProgress: s.onSnapshotProgress,
 	})
 	if err != nil {
 		return err
@@ -313,6 +316,22 @@ func (s *Server) onProgress(p datadir.Progress) {
 	}
 	if s.cfg.OnProgress != nil {
 		s.cfg.OnProgress(p)
+	}
+}
+
+// onSnapshotProgress logs the loading of a big snapshot, at most about
+// once a second, and reports it like log replay progress.
+func (s *Server) onSnapshotProgress(path string, read, size int64) {
+	now := time.Now()
+	if last := s.snapLogged.Load(); last != 0 && now.Sub(time.Unix(0, last)) < time.Second &&
+		read < size {
+		return
+	}
+	s.snapLogged.Store(now.UnixNano())
+	s.log.Info("loading snapshot", zap.String(keyFile, path), zap.Int64(keyBytes, read),
+		zap.Int64(keySize, size))
+	if s.cfg.OnProgress != nil {
+		s.cfg.OnProgress(datadir.Progress{Phase: datadir.PhaseSnapshot, Bytes: read, Size: size})
 	}
 }
 
