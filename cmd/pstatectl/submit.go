@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
+	"strings"
 )
 
 // Limits of one POST /v1/events.
@@ -179,8 +181,14 @@ func (s *submitter) flush() error {
 // the lines of the batch.
 func (s *submitter) batchError(err error) error {
 	var ae *APIError
-	if errors.As(err, &ae) && ae.Index >= 0 && ae.Index < len(s.lines) {
-		return &LineError{Line: s.lines[ae.Index], Err: err}
+	if errors.As(err, &ae) {
+		i := ae.Index
+		if i < 0 {
+			i = eventIndex(ae.Message)
+		}
+		if i >= 0 && i < len(s.lines) {
+			return &LineError{Line: s.lines[i], Err: err}
+		}
 	}
 	return fmt.Errorf("batch of lines %d-%d: %w", s.lines[0], s.lines[len(s.lines)-1], err)
 }
@@ -192,4 +200,22 @@ type submitAnswer struct {
 		Seq       uint64 `json:"seq"`
 		Duplicate bool   `json:"duplicate"`
 	} `json:"results"`
+}
+
+// eventIndex reads the index of the event an error message of POST
+// /v1/events starts with ("event 3: ..."), or returns -1.
+func eventIndex(msg string) int {
+	rest, ok := strings.CutPrefix(msg, "event ")
+	if !ok {
+		return -1
+	}
+	num, _, ok := strings.Cut(rest, ":")
+	if !ok {
+		return -1
+	}
+	i, err := strconv.Atoi(num)
+	if err != nil || i < 0 {
+		return -1
+	}
+	return i
 }

@@ -25,9 +25,7 @@ func eventsDaemon(t *testing.T) *fakeDaemon {
 			}
 			for i, e := range body.Events {
 				if e["type"] == "bad" {
-					answerJSON(w, 409, map[string]any{"error": map[string]any{
-						"code": "conflict", "message": fmt.Sprintf("event %d: refused", i),
-						"index": i}})
+					answerError(w, 409, "conflict", fmt.Sprintf("event %d: job \"x\": refused", i))
 					return
 				}
 			}
@@ -112,5 +110,20 @@ func TestProgressLine(t *testing.T) {
 	}
 	if isTerminal(&strings.Builder{}) {
 		t.Fatal("a builder is a terminal")
+	}
+}
+
+func TestEventIndex(t *testing.T) {
+	for msg, want := range map[string]int{
+		"event 0: bad":           0,
+		"event 12: job \"j\": x": 12,
+		"event x: y":             -1,
+		"event -1: y":            -1,
+		"job j: y":               -1,
+		"event 3":                -1,
+	} {
+		if got := eventIndex(msg); got != want {
+			t.Errorf("%q: %d, want %d", msg, got, want)
+		}
 	}
 }
