@@ -17,6 +17,10 @@ const (
 	// maxCatchUp bounds the passes if writers outrun them.
 	maxCatchUp = 16
 	copyChunk  = 1 << 20
+	// syncEvery paces the copy with an fsync of the new file: it keeps the
+	// dirty data small, so that the writers' fsyncs, which on ext4 may have
+	// to wait for other files' allocated data, do not queue behind it.
+	syncEvery = 8 << 20
 )
 
 // TruncateBefore drops the records with seq < seq. On an empty log, or when
@@ -48,6 +52,7 @@ type truncation struct {
 	scanPos  int64
 	startOff int64
 	copied   int64
+	unsynced int64
 	buf      []byte
 }
 
@@ -210,6 +215,13 @@ func (t *truncation) copyTo(to int64) error {
 			return err
 		}
 		t.copied += int64(n)
+		t.unsynced += int64(n)
+		if t.unsynced >= syncEvery {
+			t.unsynced = 0
+			if err := t.tmp.Sync(); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
 }
