@@ -432,8 +432,8 @@ func (l *Log) Err() error {
 
 // Replay calls fn for every record with seq >= from, in order, up to the
 // last record written when Replay started. The payload is valid only
-// during fn. The caller checks that FirstSeq() <= from when it needs every
-// record from there on.
+// during fn, and fn must not call TruncateBefore or Close. The caller
+// checks that FirstSeq() <= from when it needs every record from there on.
 func (l *Log) Replay(from uint64, fn func(seq uint64, payload []byte) error) error {
 	l.truncMu.Lock()
 	defer l.truncMu.Unlock()

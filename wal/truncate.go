@@ -124,15 +124,19 @@ func (t *truncation) finish() error {
 
 	// Records written after the swap are answered only once the
 	// directory holds the rename (see syncRound); so is this call.
+	var err error
 	if !l.syncFailed.Load() {
-		if err := l.syncDir(gen); err != nil {
-			return l.failSync(fmt.Errorf("sync dir after truncation: %w", err))
+		if serr := l.syncDir(gen); serr != nil {
+			err = l.failSync(fmt.Errorf("sync dir after truncation: %w", serr))
 		}
 	}
 	l.flushMu.Lock()
 	// NB: an error closing a handle that is no longer used loses nothing.
 	_ = t.src.Close()
 	l.flushMu.Unlock()
+	if err != nil {
+		return err
+	}
 	if err := l.Err(); err != nil {
 		return err
 	}
