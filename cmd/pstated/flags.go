@@ -57,7 +57,18 @@ func (l *listFlag) Set(s string) error { *l = append(*l, s); return nil }
 // sizeFlag is a byte count with an optional unit: 64MiB, 512KiB, 1GB, 4096.
 type sizeFlag int64
 
-func (s *sizeFlag) String() string { return strconv.FormatInt(int64(*s), 10) }
+func (s *sizeFlag) String() string {
+	n := int64(*s)
+	for _, u := range []struct {
+		suffix string
+		mult   int64
+	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}} {
+		if n != 0 && n%u.mult == 0 {
+			return strconv.FormatInt(n/u.mult, 10) + u.suffix
+		}
+	}
+	return strconv.FormatInt(n, 10)
+}
 
 func (s *sizeFlag) Set(v string) error {
 	n, err := parseSize(v)
@@ -99,6 +110,12 @@ func parseFlags(args []string, lookupEnv func(string) (string, bool),
 	stderr io.Writer) (*config, error) {
 	fs := flag.NewFlagSet("pstated", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: pstated [flags]\n\nThe pstate daemon. Every flag may also "+
+			"come from the environment as\nPSTATED_<NAME> (--data-dir is PSTATED_DATA_DIR); "+
+			"a flag on the command line wins.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
 	var (
 		c        config
 		listen   listFlag
@@ -108,7 +125,8 @@ func parseFlags(args []string, lookupEnv func(string) (string, bool),
 	)
 	fs.StringVar(&c.dataDir, "data-dir", "./data", "data directory: wal/, snapshots/ and the lock")
 	fs.Var(&listen, "listen",
-		"unix:PATH or HOST:PORT, repeatable or comma-separated (default unix:DIR/pstated.sock)")
+		"`ADDR` to serve the API on: unix:PATH or HOST:PORT, repeatable or comma-separated "+
+			"(default unix:DIR/pstated.sock)")
 	fs.StringVar(&c.metricsListen, "metrics-listen", "127.0.0.1:9464",
 		"HOST:PORT of the Prometheus /metrics listener; empty disables it")
 	fs.StringVar(&c.authTokenFile, "auth-token-file", "",
@@ -118,7 +136,8 @@ func parseFlags(args []string, lookupEnv func(string) (string, bool),
 		"time between fsyncs under --sync interval")
 	fs.DurationVar(&c.checkpointInterval, "checkpoint-interval", 60*time.Second,
 		"time between checkpoints")
-	fs.Var(&walBytes, "checkpoint-wal-bytes", "also checkpoint when the log grows past this (default 64MiB)")
+	fs.Var(&walBytes, "checkpoint-wal-bytes",
+		"also checkpoint when the log grows past `SIZE` bytes (64MiB, 1GiB); 0 never")
 	fs.IntVar(&c.snapshotsKeep, "snapshots-keep", 2, "snapshots kept after a checkpoint")
 	fs.DurationVar(&c.retainFinished, "retain-finished", 0,
 		"purge jobs this long after they finish; 0 keeps them")
