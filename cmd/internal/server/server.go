@@ -130,6 +130,9 @@ func New(cfg Config) *Server {
 // checkpointer. The caller holds the data dir's lock. An error names the
 // file, offset and kind of what is wrong; the Server then stays unready.
 func (s *Server) Open() error {
+	if s.phase.Load() != phaseRecovering || s.rt.Load() != nil {
+		return errors.New("server: Open after Open or Close")
+	}
 	cfg := s.cfg
 	rec, err := datadir.Recover(cfg.DataDir, datadir.RecoverOptions{
 		FS: cfg.FS,

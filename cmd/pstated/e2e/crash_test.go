@@ -97,7 +97,14 @@ func TestKill9UnderLoad(t *testing.T) {
 		}
 	}
 
-	d2 := start(t, dir, nil, "--sync", "always")
+	// The killed daemon left its socket file; the new one, holding the
+	// lock, removes it and listens on the same path.
+	if _, err := os.Stat(d.sock); err != nil {
+		t.Fatalf("no stale socket after kill -9: %v", err)
+	}
+	d2 := start(t, dir, nil, "--sync", "always", "--listen", "unix:"+d.sock)
+	d2.client = unixClient(d.sock)
+	defer d2.client.CloseIdleConnections()
 	var all []answered
 	for _, r := range recs {
 		all = append(all, r...)
