@@ -84,9 +84,11 @@ func launch(t *testing.T, dataDir string, env []string, args ...string) *daemon 
 	if err := d.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	go d.readLog(stderr)
 	go func() {
-		_ = d.cmd.Wait() // after readLog saw EOF: Wait closes the pipe
+		// NB: Wait closes the pipe, so it must come after the last read:
+		// the log ends (EOF) when the process exits.
+		d.readLog(stderr)
+		_ = d.cmd.Wait()
 		d.mu.Lock()
 		d.state = d.cmd.ProcessState
 		d.mu.Unlock()
@@ -98,6 +100,9 @@ func launch(t *testing.T, dataDir string, env []string, args ...string) *daemon 
 		default:
 			_ = d.cmd.Process.Kill()
 			<-d.exited
+		}
+		if strings.Contains(d.log(), "WARNING: DATA RACE") {
+			t.Errorf("pstated reported a data race")
 		}
 		if t.Failed() {
 			t.Logf("pstated log:\n%s", d.log())

@@ -51,7 +51,11 @@ func runMain(m *testing.M) int {
 	defer os.RemoveAll(dir)
 	binDir = dir
 	pstatedBin = filepath.Join(dir, "pstated")
-	build := exec.Command("go", "build", "-o", pstatedBin, "github.com/pstate/pstate/cmd/pstated")
+	args := []string{"build", "-o", pstatedBin}
+	if raceEnabled {
+		args = append(args, "-race")
+	}
+	build := exec.Command("go", append(args, "github.com/pstate/pstate/cmd/pstated")...)
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "build pstated:", err)
