@@ -292,3 +292,35 @@ func TestNoHalfBatchVisible(t *testing.T) {
 	}
 	assertSameState(t, replayLog(t, l), s)
 }
+
+// TestGroupIsolatesRequests runs one loop group by hand: a refused request
+// in the middle is answered at once with its index, and the requests around
+// it are written together and applied as if it had not been sent.
+func TestGroupIsolatesRequests(t *testing.T) {
+	l := newMemLog(1, true)
+	e := &Engine{log: l, durable: make(chan *group, 1)}
+	e.opts.fill()
+	mk := func(events ...Event) *request {
+		return &request{events: events, done: make(chan struct{})}
+	}
+	good1 := mk(submit("a", "s"), start("a"))
+	bad := mk(submit("b", "s"), start("b"), start("b"))
+	good2 := mk(submit("c", "s"), stepStart("a", "s", 1))
+	cur, written := e.runGroup(NewState(), 0, []*request{good1, bad, good2})
+	<-bad.done
+	var ce *ConflictError
+	if !errors.As(bad.err, &ce) || ce.Index != 2 || ce.JobID != "b" {
+		t.Fatalf("bad request: %v", bad.err)
+	}
+	g := <-e.durable
+	if len(g.reqs) != 2 || g.last != 4 || written != 4 || cur != g.root {
+		t.Fatalf("group of %d requests up to %d (written %d)", len(g.reqs), g.last, written)
+	}
+	if good2.results[1].Seq != 4 {
+		t.Fatalf("good2 results %v", good2.results)
+	}
+	if _, ok := g.root.Job("b"); ok {
+		t.Fatal("part of the refused request was applied")
+	}
+	assertSameState(t, replayLog(t, l), g.root)
+}

@@ -112,14 +112,30 @@ func (j *job) view() JobView {
 	for _, l := range j.labels {
 		v.Labels[l.key] = l.value
 	}
+	// One backing array each for the attempts, their finish times and exit
+	// codes: a view costs a handful of allocations, not a few per attempt.
+	off := make([]int, len(j.steps)+1)
+	done := 0
+	for _, a := range j.attempts {
+		off[a.step+1]++
+		if a.status != asRunning {
+			done++
+		}
+	}
+	for i := 1; i < len(off); i++ {
+		off[i] += off[i-1]
+	}
+	all := make([]AttemptView, len(j.attempts))
+	times, codes := make([]time.Time, 0, done), make([]int, 0, done)
 	for i, name := range j.steps {
-		v.Steps[i] = StepView{Name: name, Attempts: []AttemptView{}}
+		v.Steps[i] = StepView{Name: name, Attempts: all[off[i]:off[i]:off[i+1]]}
 	}
 	for _, a := range j.attempts {
 		av := AttemptView{Attempt: int(a.num), Status: StatusRunning, StartedAt: ts(a.started)}
 		if a.status != asRunning {
-			code := int(a.exit)
-			av.Status, av.FinishedAt, av.ExitCode = statusCodes[a.status], tsp(a.finished, true), &code
+			times, codes = append(times, ts(a.finished)), append(codes, int(a.exit))
+			av.Status = statusCodes[a.status]
+			av.FinishedAt, av.ExitCode = &times[len(times)-1], &codes[len(codes)-1]
 		}
 		v.Steps[a.step].Attempts = append(v.Steps[a.step].Attempts, av)
 	}
@@ -175,6 +191,14 @@ func intersect(sets []*idSet, after string, max int) []string {
 		target = after + "\x00" // the smallest string above after
 	}
 	var out []string
+	if len(its) == 1 {
+		it := its[0]
+		for it.Seek(target); !it.Done() && len(out) < max; {
+			k, _, _ := it.Next()
+			out = append(out, k)
+		}
+		return out
+	}
 	for len(out) < max {
 		agreed := 0
 		for i := 0; agreed < len(its); i = (i + 1) % len(its) {
