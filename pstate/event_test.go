@@ -69,7 +69,8 @@ func TestDecodeEventsRefuses(t *testing.T) {
 		{"bad utf8", "{\"type\":\"job.purged\",\"job_id\":\"a\xffb\"}", 0, "job_id"},
 		{"batch index", `{"events":[{"type":"job.purged","job_id":"j"},
 			{"type":"job.purged"}]}`, 1, "job_id"},
-		{"batch utf8", "{\"events\":[{\"type\":\"job.purged\",\"job_id\":\"j\"},{\"type\":\"job.purged\",\"job_id\":\"\xc3\"}]}", 1, "job_id"},
+		{"batch utf8", `{"events":[{"type":"job.purged","job_id":"j"},` +
+			"{\"type\":\"job.purged\",\"job_id\":\"\xc3\"}]}", 1, "job_id"},
 		{"empty batch", `{"events":[]}`, 0, "events"},
 		{"batch extra", `{"events":[{"type":"job.purged","job_id":"j"}],"x":1}`, 0, "x"},
 		{"effect", `{"type":"job.purged","job_id":"j","effect":true}`, 0, "effect"},

@@ -87,6 +87,9 @@ func (e *Engine) runGroup(cur *State, written uint64, reqs []*request) (*State, 
 		payloads = append(payloads, p.payloads...)
 		accepted = append(accepted, r)
 	}
+	if e.opts.OnApply != nil {
+		e.opts.OnApply(len(payloads), time.Since(start))
+	}
 	if len(payloads) > 0 {
 		first, last, err := e.log.Write(payloads)
 		if err == nil && (first != written+1 || last != seq) {
@@ -102,9 +105,6 @@ func (e *Engine) runGroup(cur *State, written uint64, reqs []*request) (*State, 
 			}
 			return cur, written
 		}
-	}
-	if e.opts.OnApply != nil {
-		e.opts.OnApply(len(payloads), time.Since(start))
 	}
 	e.durable <- &group{last: seq, root: next, reqs: accepted}
 	return next, seq

@@ -43,6 +43,9 @@ type prepared struct {
 func prepare(s *State, seq uint64, events []Event, now time.Time, internal bool,
 ) (prepared, error) {
 	p := prepared{results: make([]Result, len(events))}
+	// Records share one buffer; a record's slice stays valid when the buffer
+	// grows, since it keeps pointing at the old array.
+	var buf []byte
 	for i := range events {
 		ev := events[i]
 		if ev.Effect && !internal {
@@ -74,7 +77,9 @@ func prepare(s *State, seq uint64, events []Event, now time.Time, internal bool,
 			}
 			seq++
 			s = apply(s, x, seq, j)
-			p.payloads = append(p.payloads, AppendEvent(nil, x))
+			n := len(buf)
+			buf = AppendEvent(buf, x)
+			p.payloads = append(p.payloads, buf[n:len(buf):len(buf)])
 			if k == 0 {
 				p.results[i] = Result{Seq: seq}
 			}
