@@ -120,6 +120,7 @@ func (t *txn) applyNew(e *workload.Event) error {
 		if terminal(j.State) {
 			return conflict("job %s already %s", j.ID, j.State)
 		}
+		j.Reason = e.Reason
 		t.finish(j, e.Status, e)
 	case workload.WorkspaceAllocated:
 		return t.allocate(j, e)

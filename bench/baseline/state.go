@@ -32,6 +32,7 @@ type Job struct {
 	Labels      map[string]string
 	State       string
 	Worker      string
+	Reason      string
 	Steps       []Step
 	Workspaces  []string
 	SubmittedAt time.Time
