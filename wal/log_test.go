@@ -59,3 +59,29 @@ func TestSyncAlwaysSurvivesCrash(t *testing.T) {
 	defer mustClose(t, l)
 	checkRecords(t, replayAll(t, l, 1), 1, 10)
 }
+
+// TestLockFreeAccessors holds every lock of the log while it calls the
+// accessors that promise to take none; taking one would hang the test.
+func TestLockFreeAccessors(t *testing.T) {
+	l := openMem(t, vfs.NewMem(), Options{})
+	defer mustClose(t, l)
+	appendN(t, l, 3)
+
+	l.truncMu.Lock()
+	l.flushMu.Lock()
+	l.mu.Lock()
+	l.dirMu.Lock()
+	l.commit.mu.Lock()
+	l.SetProcessed(2)
+	got := []uint64{l.Processed(), l.NextSeq(), l.DurableSeq(), l.FirstSeq(), uint64(l.Size())}
+	err := l.Err()
+	l.commit.mu.Unlock()
+	l.dirMu.Unlock()
+	l.mu.Unlock()
+	l.flushMu.Unlock()
+	l.truncMu.Unlock()
+
+	if got[0] != 2 || got[1] != 4 || got[2] != 3 || got[3] != 1 || got[4] == 0 || err != nil {
+		t.Fatalf("processed, next, durable, first, size = %v, err %v", got, err)
+	}
+}
