@@ -6,6 +6,10 @@ FUZZTIME  ?= 3s
 DATA      ?= ./data
 ADDR      ?= 127.0.0.1:7070
 LOADTIME  ?= 30s
+BENCHFLAGS ?=
+REDIS_INSTALL = command -v redis-server >/dev/null || \
+	(apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y redis-server) || \
+	echo "redis-server could not be installed: the benchmarks leave Redis out"
 
 .PHONY: all build run test test-short fuzz bench bench-quick lint soak clean
 
@@ -29,8 +33,18 @@ test: build
 fuzz:
 	./scripts/fuzz.sh $(FUZZTIME)
 
-bench:
-	$(GO) test -run '^$$' -bench . -benchmem -timeout 30m ./...
+# bench: pstate side by side with the baseline engine, SQLite and Redis on
+# this machine (at most 10 minutes): the table on stdout, the rows in
+# bench/out/results.json. bench-quick runs every scenario small (under a
+# minute). Redis is installed from Debian when missing; if that fails the
+# harness leaves Redis out and says so. docs/BENCHMARKS.md reads the numbers.
+bench: build
+	$(REDIS_INSTALL)
+	$(GO) run ./bench/cmd/pstatebench -pstated $(BIN)/pstated $(BENCHFLAGS)
+
+bench-quick: build
+	$(REDIS_INSTALL)
+	$(GO) run ./bench/cmd/pstatebench -quick -pstated $(BIN)/pstated $(BENCHFLAGS)
 
 lint:
 	gofmt -l . | tee /dev/stderr | (! read)
