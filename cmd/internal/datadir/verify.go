@@ -77,12 +77,13 @@ func VerifyFS(fsys vfs.FS, dir string) ([]Finding, error) {
 	logFound, info, scanned := verifyLog(fsys, walDir)
 	out = append(out, logFound...)
 
-	// The newest sound snapshot must reach the log's first record.
+	// The newest sound snapshot must reach the log's first record (for an
+	// empty log, its next seq), as recovery requires.
 	var base uint64
 	for _, s := range snaps {
 		base = max(base, s)
 	}
-	if scanned && info.Records > 0 && info.FirstSeq > base+1 {
+	if scanned && info.FirstSeq > base+1 {
 		out = append(out, Finding{File: info.File, Offset: -1, Kind: KindGap,
 			Message: fmt.Sprintf("log starts at seq %d but the newest sound snapshot "+
 				"ends at seq %d", info.FirstSeq, base)})

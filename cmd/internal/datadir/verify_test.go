@@ -109,3 +109,23 @@ func TestVerifyGap(t *testing.T) {
 		t.Fatalf("findings %v", got)
 	}
 }
+
+// TestVerifyGapEmptyLog: an empty log based after a damaged snapshot that
+// no sound one reaches is a gap, as recovery finds too.
+func TestVerifyGapEmptyLog(t *testing.T) {
+	f := newFixture(t, 6)
+	f.snapshot(t, 2)
+	newest := f.snapshot(t, 6)
+	f.truncate(t, 7)
+	f.damage(t, newest.Path)
+	got, err := VerifyFS(f.fs, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k := kinds(got); k[KindGap] != 1 {
+		t.Fatalf("findings %v", got)
+	}
+	if _, err := f.recover(t); err == nil {
+		t.Fatal("recovery accepted what verify calls a gap")
+	}
+}
