@@ -89,7 +89,8 @@ func (r *reader) read(off int64, limit int) (rec record, reason, kind string, er
 	if sum := recordSum(b, b[recordHeaderSize:]); sum != h.crc {
 		return rec, fmt.Sprintf("checksum %08x, stored %08x", sum, h.crc), KindChecksum, nil
 	}
-	rec = record{seq: h.seq, payload: b[recordHeaderSize:], next: off + recordHeaderSize + int64(h.length)}
+	rec = record{seq: h.seq, payload: b[recordHeaderSize:],
+		next: off + recordHeaderSize + int64(h.length)}
 	return rec, "", "", nil
 }
 

@@ -136,14 +136,18 @@ var corruptions = []struct {
 	kind   string
 	mutate func(b []byte, off int64)
 }{
-	{"payload bit", KindChecksum, func(b []byte, off int64) { b[off+recordHeaderSize+2] ^= 0x10 }},
+	{"payload bit", KindChecksum, func(b []byte, off int64) {
+		b[off+recordHeaderSize+2] ^= 0x10
+	}},
 	{"checksum bit", KindChecksum, func(b []byte, off int64) { b[off] ^= 1 }},
 	{"seq bit", KindChecksum, func(b []byte, off int64) { b[off+9] ^= 4 }},
 	{"length smaller", KindChecksum, func(b []byte, off int64) { b[off+4]-- }},
 	{"length larger", KindChecksum, func(b []byte, off int64) { b[off+4] += 20 }},
 	{"length past end", KindLength, func(b []byte, off int64) { b[off+6] = 0x10 }},
 	{"length huge", KindLength, func(b []byte, off int64) { b[off+7] = 0xff }},
-	{"zeroed header", KindChecksum, func(b []byte, off int64) { clear(b[off : off+recordHeaderSize]) }},
+	{"zeroed header", KindChecksum, func(b []byte, off int64) {
+		clear(b[off : off+recordHeaderSize])
+	}},
 	{"seq skips", KindSequence, func(b []byte, off int64) { reseq(b, off, 4) }},
 	{"seq backwards", KindSequence, func(b []byte, off int64) { reseq(b, off, 2) }},
 }
