@@ -106,6 +106,7 @@ func (d *daemon) run() error {
 	stop()
 	d.sdNotify(sdnotify.Stopping, sdnotify.Status("stopping"))
 	close(wdDone)
+	srv.BeginStop()
 	d.stopServers()
 
 	cctx, cancel := context.WithTimeout(context.Background(), closeTimeout)

@@ -263,7 +263,7 @@ func (s *Server) writeEngineError(w http.ResponseWriter, err error) {
 		writeError(w, http.StatusConflict, CodeConflict, ce.Error())
 	case errors.Is(err, pstate.ErrReadOnly):
 		writeError(w, http.StatusServiceUnavailable, CodeReadOnly, err.Error())
-	case errors.Is(err, pstate.ErrClosed):
+	case errors.Is(err, pstate.ErrClosed) || s.stopCtx.Err() != nil:
 		writeError(w, http.StatusServiceUnavailable, CodeStopping, err.Error())
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		// The client went away; the batch may still have been written.
@@ -300,6 +300,7 @@ func (s *Server) read(w http.ResponseWriter, r *http.Request, rt *runtime) (*pst
 		if root.Seq() < minSeq {
 			ctx, cancel := context.WithTimeout(r.Context(), wait)
 			defer cancel()
+			defer context.AfterFunc(s.stopCtx, cancel)()
 			st, err := rt.engine.WaitSeq(ctx, minSeq)
 			if err != nil {
 				s.writeWaitError(w, err, minSeq, wait, rt)
@@ -321,7 +322,7 @@ func (s *Server) writeWaitError(w http.ResponseWriter, err error, minSeq uint64,
 	case errors.Is(err, pstate.ErrReadOnly):
 		writeError(w, http.StatusServiceUnavailable, CodeReadOnly, fmt.Sprintf(
 			"state is at %d and cannot reach min_seq %d: %v", at, minSeq, err))
-	case errors.Is(err, pstate.ErrClosed):
+	case errors.Is(err, pstate.ErrClosed) || s.stopCtx.Err() != nil:
 		writeError(w, http.StatusServiceUnavailable, CodeStopping, fmt.Sprintf(
 			"state is at %d and cannot reach min_seq %d: %v", at, minSeq, err))
 	default:

@@ -99,6 +99,10 @@ type Server struct {
 
 	snapLogged atomic.Int64 // unix nanos of the last snapshot progress line
 
+	// stopCtx is canceled by BeginStop: reads waiting for a min_seq end.
+	stopCtx    context.Context
+	cancelStop context.CancelFunc
+
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -117,6 +121,7 @@ type runtime struct {
 func New(cfg Config) *Server {
 	cfg.fill()
 	s := &Server{cfg: cfg, log: cfg.Logger}
+	s.stopCtx, s.cancelStop = context.WithCancel(context.Background())
 	s.m = newMetrics(cfg.Registerer, s)
 	s.mux = s.routes()
 	s.auth = s.mux
@@ -215,8 +220,16 @@ func (s *Server) Close(ctx context.Context) error {
 	return s.closeErr
 }
 
-func (s *Server) close(ctx context.Context) error {
+// BeginStop marks the server as stopping: /readyz answers 503 and reads
+// waiting for a min_seq give up at once (503), so that draining the HTTP
+// servers does not wait for them. Requests in flight go on.
+func (s *Server) BeginStop() {
 	s.phase.Store(phaseStopping)
+	s.cancelStop()
+}
+
+func (s *Server) close(ctx context.Context) error {
+	s.BeginStop()
 	defer s.phase.Store(phaseStopped)
 	rt := s.rt.Load()
 	if rt == nil {

@@ -306,3 +306,19 @@ func TestMinSeq(t *testing.T) {
 		t.Fatalf("Pstate-Seq %q", r.header.Get(SeqHeader))
 	}
 }
+
+// TestBeginStopEndsWaits: a read waiting for a min_seq that will not come
+// ends with 503 once the server begins to stop, not after its wait.
+func TestBeginStopEndsWaits(t *testing.T) {
+	x := newTestServer(t, vfs.NewMem(), nil, true)
+	done := make(chan reply, 1)
+	go func() { done <- x.do("GET", "/v1/status?min_seq=100&wait=60s", "") }()
+	x.s.BeginStop()
+	r := <-done
+	x.want(r, 503)
+	if r.code(t) != CodeStopping {
+		t.Fatalf("wait after BeginStop: %s", r.body)
+	}
+	r = x.do("GET", "/readyz", "")
+	x.want(r, 503)
+}
