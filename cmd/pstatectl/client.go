@@ -23,10 +23,12 @@ const maxErrorBody = 64 << 10
 
 // Client talks HTTP to one pstated over a unix socket or TCP.
 type Client struct {
-	hc    *http.Client
-	base  string // "http://host:port", or "http://pstated" for a socket
-	token string // bearer token, empty for none
-	addr  string // as given, for messages
+	hc      *http.Client
+	base    string // "http://host:port", or "http://pstated" for a socket
+	token   string // bearer token, empty for none
+	addr    string // as given, for messages
+	network string // for net.Dial: "unix" or "tcp"
+	address string
 }
 
 // NewClient returns a client of the daemon at addr (unix:PATH or HOST:PORT).
@@ -37,7 +39,7 @@ func NewClient(addr, tokenFile string, conns int) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("parse --addr: %w", err)
 	}
-	c := &Client{addr: addr}
+	c := &Client{addr: addr, network: network, address: address}
 	if tokenFile != "" {
 		b, err := os.ReadFile(tokenFile)
 		if err != nil {

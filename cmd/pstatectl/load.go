@@ -55,12 +55,12 @@ func runLoad(e *env, args []string) error {
 		return err
 	}
 	defer c.Close()
-	snd := &httpSender{c: c}
 
 	fmt.Fprintf(e.stderr, "load: %s, %d clients, batch %d, duration %s, jobs %s, "+
 		"run id %s\n", cf.addr, cfg.concurrency, cfg.batch, cfg.duration,
 		jobsText(cfg.jobs), cfg.runID)
-	rep, err := runLoadClients(e.ctx, cfg, snd, e.stderr)
+	newSender := func() sender { return newConnSender(c) }
+	rep, err := runLoadClients(e.ctx, cfg, newSender, e.stderr)
 	if err != nil {
 		return err
 	}
@@ -150,28 +150,10 @@ func jobsText(n int) string {
 	return strconv.Itoa(n)
 }
 
-// httpSender sends requests to the daemon.
-type httpSender struct{ c *Client }
-
-func (h *httpSender) send(ctx context.Context, body []byte, n int) ([]result, error) {
-	b, err := h.c.Post(ctx, "/v1/events", body)
-	if err != nil {
-		return nil, err
-	}
-	var ans submitAnswer
-	if err := decodeJSON(b, "events", &ans); err != nil {
-		return nil, err
-	}
-	res := make([]result, len(ans.Results))
-	for i, r := range ans.Results {
-		res[i] = result{Seq: r.Seq, Duplicate: r.Duplicate}
-	}
-	return res, nil
-}
-
-// runLoadClients runs the clients to the end and gathers their numbers.
-// It prints a progress line to progressW every cfg.every.
-func runLoadClients(ctx context.Context, cfg *loadConfig, snd sender,
+// runLoadClients runs the clients, each with a sender of its own from
+// newSender, to the end and gathers their numbers. It prints a progress
+// line to progressW every cfg.every.
+func runLoadClients(ctx context.Context, cfg *loadConfig, newSender func() sender,
 	progressW io.Writer) (*loadReport, error) {
 	var rec *recorder
 	if cfg.record != "" {
@@ -184,7 +166,7 @@ func runLoadClients(ctx context.Context, cfg *loadConfig, snd sender,
 	stats := &loadStats{}
 	clients := make([]*loadClient, cfg.concurrency)
 	for i := range clients {
-		clients[i] = newLoadClient(cfg, i, snd, rec, stats)
+		clients[i] = newLoadClient(cfg, i, newSender(), rec, stats)
 	}
 
 	start := time.Now()

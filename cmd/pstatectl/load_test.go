@@ -76,7 +76,7 @@ func TestLoadEventsAreValid(t *testing.T) {
 			snd := newEngineSender(t)
 			cfg := testLoadConfig(120, 4, batch)
 			cfg.model.FailRate, cfg.model.CancelRate = 0.2, 0.1 // exercise the rare paths
-			rep, err := runLoadClients(context.Background(), cfg, snd, io.Discard)
+			rep, err := runLoadClients(context.Background(), cfg, shared(snd), io.Discard)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -106,7 +106,7 @@ func TestLoadRecordFile(t *testing.T) {
 	snd := newEngineSender(t)
 	cfg := testLoadConfig(40, 3, 50)
 	cfg.record = filepath.Join(t.TempDir(), "rec.ndjson")
-	rep, err := runLoadClients(context.Background(), cfg, snd, io.Discard)
+	rep, err := runLoadClients(context.Background(), cfg, shared(snd), io.Discard)
 	if err != nil || rep.err() != nil {
 		t.Fatal(err, rep.err())
 	}
@@ -168,7 +168,8 @@ func (f *failingSender) send(ctx context.Context, body []byte, n int) ([]result,
 
 func TestLoadReportsFailures(t *testing.T) {
 	snd := &failingSender{inner: newEngineSender(t)}
-	rep, err := runLoadClients(context.Background(), testLoadConfig(30, 2, 20), snd, io.Discard)
+	cfg := testLoadConfig(30, 2, 20)
+	rep, err := runLoadClients(context.Background(), cfg, shared(snd), io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -202,7 +203,7 @@ func TestLoadStopsOnCancel(t *testing.T) {
 	snd := &stopSender{inner: newEngineSender(t), cancel: cancel}
 	cfg := testLoadConfig(0, 4, 10)
 	cfg.duration = 1 << 62 // only the cancel ends it
-	rep, err := runLoadClients(ctx, cfg, snd, io.Discard)
+	rep, err := runLoadClients(ctx, cfg, shared(snd), io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -276,3 +277,6 @@ func checkJobEvents(t *testing.T, j *simJob, evs []loadEvent) {
 		t.Fatalf("job %s never ended", j.id)
 	}
 }
+
+// shared gives every client the same sender.
+func shared(s sender) func() sender { return func() sender { return s } }

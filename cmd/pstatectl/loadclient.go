@@ -16,8 +16,10 @@ type result struct {
 	Duplicate bool
 }
 
-// sender delivers one request of n events (body is one event when n is 1
-// and single is set, else {"events":[...]}) and returns a result per event.
+// sender delivers one request of n events (a single event, or
+// {"events":[...]}) and returns a result per event. Each client has its own
+// sender; one that holds a connection also has a close method, called when
+// the client ends.
 type sender interface {
 	send(ctx context.Context, body []byte, n int) ([]result, error)
 }
@@ -92,6 +94,9 @@ const bodyReserve = 16 << 10
 // run sends requests until the deadline (zero for none), the end of ctx or
 // the end of the client's jobs.
 func (c *loadClient) run(ctx context.Context, deadline time.Time) {
+	if cl, ok := c.snd.(interface{ close() }); ok {
+		defer cl.close()
+	}
 	failures := 0
 	for ctx.Err() == nil && (deadline.IsZero() || time.Now().Before(deadline)) {
 		c.fill()

@@ -24,7 +24,8 @@ import (
 func loadedState(t *testing.T) *pstate.State {
 	t.Helper()
 	snd := newEngineSender(t)
-	rep, err := runLoadClients(context.Background(), testLoadConfig(60, 3, 40), snd, io.Discard)
+	rep, err := runLoadClients(context.Background(), testLoadConfig(60, 3, 40), shared(snd),
+		io.Discard)
 	if err != nil || rep.err() != nil {
 		t.Fatal(err, rep.err())
 	}
