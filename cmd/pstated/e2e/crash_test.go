@@ -82,9 +82,15 @@ func TestKill9UnderLoad(t *testing.T) {
 			}
 		}()
 	}
-	<-enough
+	stopped := make(chan struct{})
+	go func() { wg.Wait(); close(stopped) }()
+	select {
+	case <-enough:
+	case <-stopped:
+		t.Fatalf("the load stopped before %d answers:\n%s", killAfter, d.log())
+	}
 	d.kill()
-	wg.Wait()
+	<-stopped
 	d.client.CloseIdleConnections()
 
 	findings, err := datadir.Verify(dir)
