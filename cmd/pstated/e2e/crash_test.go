@@ -251,19 +251,27 @@ func TestKill9UnderCtlLoad(t *testing.T) {
 	if err := load.Start(); err != nil {
 		t.Fatal(err)
 	}
+	// If the load ends early, end the daemon too, so the wait below ends.
+	loadDone := make(chan struct{})
+	go func() {
+		_ = load.Wait() // fails once the daemon is gone
+		_ = d.cmd.Process.Kill()
+		close(loadDone)
+	}()
 	// The daemon logs each request at debug level: kill it once it has
 	// answered enough writes.
 	answeredWrites := 0
-	if _, ok := d.waitLine(func(m map[string]any) bool {
+	_, ok := d.waitLine(func(m map[string]any) bool {
 		if m["msg"] == "request" && m["path"] == "/v1/events" && m["status"] == 200.0 {
 			answeredWrites++
 		}
 		return answeredWrites >= 60
-	}); !ok {
-		t.Fatalf("pstated ended before the load got going:\n%s", d.log())
-	}
+	})
 	d.kill()
-	_ = load.Wait() // fails: the daemon is gone
+	<-loadDone
+	if !ok {
+		t.Fatalf("the load ended before %d answered writes:\n%s", 60, out.String())
+	}
 
 	f, err := os.ReadFile(recFile)
 	if err != nil {
