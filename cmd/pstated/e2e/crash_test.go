@@ -213,7 +213,7 @@ func TestTornTailRepaired(t *testing.T) {
 	f.Close()
 
 	d := start(t, dir, nil)
-	m, ok := d.waitLine(func(m map[string]any) bool { return m["msg"] == "torn log tail cut" })
+	m, ok := d.recoveryLine(func(m map[string]any) bool { return m["msg"] == "torn log tail cut" })
 	if !ok {
 		t.Fatalf("no repair warning:\n%s", d.log())
 	}

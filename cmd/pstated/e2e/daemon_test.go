@@ -190,6 +190,20 @@ func (d *daemon) waitLine(match func(map[string]any) bool) (map[string]any, bool
 	}
 }
 
+// recoveryLine returns the first log line of the start (up to the "ready"
+// line, which comes before READY=1) that satisfies match. Call it after
+// start; it never waits for a line that may not come.
+func (d *daemon) recoveryLine(match func(map[string]any) bool) (map[string]any, bool) {
+	var found map[string]any
+	_, ready := d.waitLine(func(m map[string]any) bool {
+		if found == nil && match(m) {
+			found = m
+		}
+		return m["msg"] == "ready"
+	})
+	return found, ready && found != nil
+}
+
 // waitReady reads the notify socket until READY=1; it fails the test when
 // the daemon exits first.
 func (d *daemon) waitReady() {
@@ -228,7 +242,7 @@ func (d *daemon) waitReady() {
 // network got, from its "listening" log line.
 func (d *daemon) addr(role, network string) string {
 	d.t.Helper()
-	m, ok := d.waitLine(func(m map[string]any) bool {
+	m, ok := d.recoveryLine(func(m map[string]any) bool {
 		return m["msg"] == "listening" && m["role"] == role && m["network"] == network
 	})
 	if !ok {
