@@ -322,3 +322,29 @@ func TestBeginStopEndsWaits(t *testing.T) {
 	r = x.do("GET", "/readyz", "")
 	x.want(r, 503)
 }
+
+// TestCheckpointDiskFull: a checkpoint that finds the disk full turns the
+// server read-only too; a checkpoint failing otherwise does not.
+func TestCheckpointDiskFull(t *testing.T) {
+	fs := vfs.NewMem()
+	x := newTestServer(t, fs, nil, true)
+	x.want(x.do("POST", "/v1/events", submitJob("c1")), 200)
+
+	fs.Inject(vfs.Fault{Op: vfs.OpCreate, Path: "/snapshots/", Times: 1})
+	r := x.do("POST", "/v1/checkpoint", "")
+	x.want(r, 500)
+	x.want(x.do("GET", "/readyz", ""), 200)
+
+	fs.Inject(vfs.Fault{Op: vfs.OpWrite, Path: "/snapshots/", Err: syscall.ENOSPC})
+	r = x.do("POST", "/v1/checkpoint", "")
+	x.want(r, 503)
+	if r.code(t) != CodeReadOnly || !strings.Contains(string(r.body), "disk full") {
+		t.Fatalf("checkpoint on a full disk: %s", r.body)
+	}
+	x.want(x.do("POST", "/v1/events", submitJob("c2")), 503)
+	x.want(x.do("GET", "/readyz", ""), 503)
+	x.want(x.do("GET", "/v1/jobs/c1", ""), 200)
+	if x.gauge("pstate_read_only") != 1 {
+		t.Fatal("pstate_read_only is not 1")
+	}
+}
