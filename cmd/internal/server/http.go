@@ -24,6 +24,8 @@ const (
 	MaxLimit      = 1000
 	SeqHeader     = "Pstate-Seq"
 	snapshotSlack = 30 * time.Second // write deadline renewed by each snapshot write
+	// checkpointDeadline is the write deadline of POST /v1/checkpoint.
+	checkpointDeadline = 30 * time.Minute
 )
 
 // Timeouts of the HTTP servers. WriteTimeout covers the longest read wait
@@ -344,6 +346,8 @@ func (s *Server) postCheckpoint(w http.ResponseWriter, r *http.Request, rt *runt
 		writeError(w, http.StatusServiceUnavailable, CodeReadOnly, "read-only: "+reason)
 		return
 	}
+	// A big state takes longer to write than the server's WriteTimeout.
+	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(checkpointDeadline))
 	res, err := rt.ckpt.Checkpoint(r.Context())
 	if err != nil {
 		if reason := s.readOnlyReason(); reason != "" {
