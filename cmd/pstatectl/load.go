@@ -50,7 +50,9 @@ func runLoad(e *env, args []string) error {
 		return usagef(fs, "--addr %s is not a unix socket or loopback address "+
 			"(pass --allow-remote to load it anyway)", cf.addr)
 	}
-	c, err := cf.client(cfg.concurrency)
+	// The client gives the address and token; each load client then opens
+	// a connection of its own (connSender).
+	c, err := cf.client(2)
 	if err != nil {
 		return err
 	}
@@ -125,8 +127,9 @@ func (cfg *loadConfig) check(fs *flag.FlagSet) error {
 		return usagef(fs, "--batch must be 1 to %d, got %d", maxBatchEvents, cfg.batch)
 	case cfg.every < 0:
 		return usagef(fs, "--progress must not be negative")
-	case strings.ContainsAny(cfg.runID, "\"\\ \t\n"):
-		return usagef(fs, "--run-id must not hold quotes, backslashes or spaces")
+	case strings.ContainsAny(cfg.runID, "\"\\ \t\n") || len(cfg.runID) > 64:
+		return usagef(fs, "--run-id must be at most 64 bytes without quotes, "+
+			"backslashes or spaces")
 	}
 	for _, r := range []struct {
 		name string

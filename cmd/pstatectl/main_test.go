@@ -87,6 +87,7 @@ func TestUsageErrorsExit2(t *testing.T) {
 		{"load", "--steps", "4"},
 		{"load", "--fail-rate", "2"},
 		{"load", "--addr", "10.1.2.3:7070"},
+		{"load", "--run-id", "a b"},
 		{"backup"},
 		{"restore", "x"},
 		{"verify"},
