@@ -275,6 +275,26 @@ func TestPropertyReplayEqualsLive(t *testing.T) {
 		full := replayRecords(t, NewStateWithIDWindow(window), log, 0)
 		assertSameState(t, full, live)
 
+		// No later apply changed an earlier root: each prefix state,
+		// encoded before and after the rest of the log was applied on top
+		// of it, reads the same.
+		var roots []*State
+		var before [][]byte
+		s := NewStateWithIDWindow(window)
+		for i, rec := range log {
+			var err error
+			if s, err = Replay(s, uint64(i+1), rec); err != nil {
+				t.Fatal(err)
+			}
+			roots, before = append(roots, s), append(before, snapshotBytes(t, s))
+		}
+		for i, r := range roots {
+			if !bytes.Equal(snapshotBytes(t, r), before[i]) {
+				t.Fatalf("the root at seq %d changed after later events", r.Seq())
+			}
+			checkInvariants(t, r)
+		}
+
 		// Snapshot at any prefix, reload it, replay the rest starting
 		// before the snapshot's seq: records it holds are no-ops.
 		k := rapid.IntRange(0, len(log)).Draw(t, "prefix")
