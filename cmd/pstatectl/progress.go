@@ -32,6 +32,7 @@ type progress struct {
 const (
 	redrawEvery = 100 * time.Millisecond
 	barWidth    = 30
+	clearEOL    = "\x1b[K" // erases what a longer earlier line left
 )
 
 func newProgress(w io.Writer, total int64) *progress {
@@ -46,12 +47,12 @@ func (p *progress) update(events, read int64) {
 		return
 	}
 	p.last = now
-	fmt.Fprint(p.w, "\r"+p.line(events, read, now.Sub(p.start)))
+	fmt.Fprint(p.w, "\r"+p.line(events, read, now.Sub(p.start))+clearEOL)
 }
 
 // done draws the final state and ends the line.
 func (p *progress) done(events, read int64) {
-	fmt.Fprint(p.w, "\r"+p.line(events, read, time.Since(p.start))+"\n")
+	fmt.Fprint(p.w, "\r"+p.line(events, read, time.Since(p.start))+clearEOL+"\n")
 }
 
 // line renders the bar: the part done, the events sent out of the total
