@@ -249,6 +249,17 @@ func TestVerifyFindsDamage(t *testing.T) {
 		!strings.Contains(stderr, "1 fault(s)") {
 		t.Fatalf("damage: exit %d %q %q", code, out, stderr)
 	}
+	code, out, _ = runCLI(t, "", "verify", "--data-dir", dir, "--json")
+	var f struct {
+		File   string `json:"file"`
+		Offset int64  `json:"offset"`
+		Kind   string `json:"kind"`
+		Fault  bool   `json:"fault"`
+	}
+	if code != 1 || json.Unmarshal([]byte(out), &f) != nil || f.File != file ||
+		f.Offset != 32 || f.Kind == "" || !f.Fault {
+		t.Fatalf("--json: exit %d %q", code, out)
+	}
 	code, _, stderr = runCLI(t, "", "wal", "dump", "--data-dir", dir)
 	if code != 1 || !strings.Contains(stderr, "offset 32") {
 		t.Fatalf("dump of damage: exit %d %q", code, stderr)
