@@ -91,24 +91,19 @@ func readLoad(ctx context.Context, sys System, ls *LoadSet, readers int, stop fu
 	return all, nil
 }
 
-// checkpointLoop takes checkpoints back to back until stop is closed and
-// returns their durations.
-func checkpointLoop(ctx context.Context, sys System, stop <-chan struct{},
-	done *atomic.Int64) ([]time.Duration, error) {
+// checkpointLoop takes checkpoints back to back, starting each while the
+// window (until end) lasts, and always at least one; it returns their
+// durations.
+func checkpointLoop(ctx context.Context, sys System, end time.Time) ([]time.Duration, error) {
 	var ds []time.Duration
-	for {
-		select {
-		case <-stop:
-			return ds, nil
-		default:
-		}
+	for len(ds) == 0 || time.Now().Before(end) {
 		t0 := time.Now()
 		if err := sys.Checkpoint(ctx); err != nil {
 			return ds, err
 		}
 		ds = append(ds, time.Since(t0))
-		done.Add(1)
 	}
+	return ds, nil
 }
 
 func deadline(d time.Duration) func() bool {

@@ -73,14 +73,17 @@ func firstMatch(path, key string) string {
 
 // Disk is the physical limit measured in the run's own directory.
 type Disk struct {
-	SyncsPerSec float64 // appends of one small record, each fdatasync'd
-	SyncedMBps  float64 // 1 MiB appends, each fdatasync'd
+	SyncsPerSec     float64 // appends of one small record, each fdatasync'd
+	OverwritePerSec float64 // rewrites of one block in place, each fdatasync'd
+	SyncedMBps      float64 // 1 MiB appends, each fdatasync'd
 }
 
-// measureDisk appends to a file in dir for d per measure: small records
-// each followed by fdatasync (the rate a one-writer log can reach), then
-// 1 MiB blocks each followed by fdatasync (the bandwidth of synced
-// writes).
+// measureDisk writes to a file in dir for d per measure: small appends
+// each followed by fdatasync (the rate a one-writer log that grows its
+// file can reach: each sync also commits the new size), 1 MiB appends each
+// followed by fdatasync (the bandwidth of synced writes), and one 4 KiB
+// block rewritten in place, each followed by fdatasync (no size change, as
+// a preallocated or reused file, like SQLite's WAL, sees).
 func measureDisk(dir string, d time.Duration) (Disk, error) {
 	var out Disk
 	small, err := syncLoop(dir, 128, d)
@@ -91,7 +94,11 @@ func measureDisk(dir string, d time.Duration) (Disk, error) {
 	if err != nil {
 		return out, err
 	}
-	out.SyncsPerSec = small.ops
+	over, err := overwriteLoop(dir, d)
+	if err != nil {
+		return out, err
+	}
+	out.SyncsPerSec, out.OverwritePerSec = small.ops, over.ops
 	out.SyncedMBps = big.ops * 1 // one MiB per op
 	return out, nil
 }
@@ -113,6 +120,35 @@ func syncLoop(dir string, size int, d time.Duration) (loopResult, error) {
 	start := time.Now()
 	for time.Since(start) < d {
 		if _, err := f.Write(buf); err != nil {
+			return loopResult{}, err
+		}
+		if err := unix.Fdatasync(int(f.Fd())); err != nil {
+			return loopResult{}, err
+		}
+		n++
+	}
+	return loopResult{ops: float64(n) / time.Since(start).Seconds()}, nil
+}
+
+func overwriteLoop(dir string, d time.Duration) (loopResult, error) {
+	f, err := os.CreateTemp(dir, "disk-*.tmp")
+	if err != nil {
+		return loopResult{}, err
+	}
+	defer os.Remove(f.Name())
+	defer f.Close()
+	buf := make([]byte, 4096)
+	if _, err := f.Write(buf); err != nil {
+		return loopResult{}, err
+	}
+	if err := f.Sync(); err != nil {
+		return loopResult{}, err
+	}
+	n := 0
+	start := time.Now()
+	for time.Since(start) < d {
+		buf[0] = byte(n)
+		if _, err := f.WriteAt(buf, 0); err != nil {
 			return loopResult{}, err
 		}
 		if err := unix.Fdatasync(int(f.Fd())); err != nil {
