@@ -265,7 +265,7 @@ func (s *Server) writeEngineError(w http.ResponseWriter, err error) {
 		writeError(w, http.StatusConflict, CodeConflict, ce.Error())
 	case errors.Is(err, pstate.ErrReadOnly):
 		writeError(w, http.StatusServiceUnavailable, CodeReadOnly, err.Error())
-	case errors.Is(err, pstate.ErrClosed) || s.stopCtx.Err() != nil:
+	case errors.Is(err, pstate.ErrClosed):
 		writeError(w, http.StatusServiceUnavailable, CodeStopping, err.Error())
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		// The client went away; the batch may still have been written.
