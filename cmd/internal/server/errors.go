@@ -17,6 +17,7 @@ const (
 	CodeReadOnly         = "read_only"          // 503: the log failed
 	CodeRecovering       = "recovering"         // 503: not ready yet
 	CodeStopping         = "stopping"           // 503: shutting down
+	CodeCanceled         = "canceled"           // 503: the request ended before its answer
 	CodeTimeout          = "timeout"            // 504: min_seq not reached in time
 )
 

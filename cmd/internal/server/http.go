@@ -269,7 +269,7 @@ func (s *Server) writeEngineError(w http.ResponseWriter, err error) {
 		writeError(w, http.StatusServiceUnavailable, CodeStopping, err.Error())
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		// The client went away; the batch may still have been written.
-		writeError(w, http.StatusServiceUnavailable, CodeStopping, err.Error())
+		writeError(w, http.StatusServiceUnavailable, CodeCanceled, err.Error())
 	default:
 		s.log.Error("submit failed", zap.Error(err))
 		writeError(w, http.StatusInternalServerError, CodeInternal, err.Error())
