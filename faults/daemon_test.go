@@ -68,6 +68,8 @@ func startDaemon(t *testing.T, dataDir string, args ...string) *daemon {
 		"--listen", "unix:" + d.sock}, args...)
 	d.cmd = exec.Command(binary(t, "pstated"), full...)
 	d.cmd.Env = append(cleanEnv(), "NOTIFY_SOCKET="+notifyPath)
+	// A test binary that dies (a timeout) takes the daemon with it.
+	d.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	stderr, err := d.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -168,7 +170,8 @@ func (d *daemon) waitReady() {
 	}
 }
 
-// tcpAddr returns the TCP address the API listens on (from its log).
+// tcpAddr returns the TCP address the API listens on, from its
+// "listening" log line (logged at info, before READY=1).
 func (d *daemon) tcpAddr() string {
 	d.t.Helper()
 	select {
@@ -176,6 +179,8 @@ func (d *daemon) tcpAddr() string {
 		return a
 	case <-d.exited:
 		d.t.Fatalf("pstated exited:\n%s", d.log())
+	case <-time.After(startBound):
+		d.t.Fatalf("pstated logged no TCP listener:\n%s", d.log())
 	}
 	return ""
 }
