@@ -163,6 +163,7 @@ func TestRunSmall(t *testing.T) {
 	cfg.TputWriters = []int{1, 8}
 	cfg.LogSizes = []int64{1 << 20}
 	cfg.DiskTime = 50 * time.Millisecond
+	cfg.Tail = 50
 	cfg.Systems = []string{"pstate", "baseline", "sqlite", "redis"}
 	if p, err := exec.LookPath("redis-server"); err == nil {
 		cfg.RedisServer = p
@@ -180,7 +181,7 @@ func TestRunSmall(t *testing.T) {
 		for _, m := range [][2]string{
 			{"1 write latency @60", "during checkpoints p99.9"},
 			{"3 durable events/s @60", "8 writers"},
-			{"4 recovery @60", "restart to first answer"},
+			{"4 recovery @60", "restart to first answer (50-event tail)"},
 			{"5 reads under write load @60", "read p99"},
 			{"6 footprint @60", "disk per job"},
 		} {

@@ -21,9 +21,9 @@ type writeResult struct {
 // writeLoad runs writers goroutines, each taking the next unused job number
 // from next and submitting that job's events one batch of one event at a
 // time, as workers report, until stop returns true (checked before each
-// batch) or a write fails.
+// batch, given the events written so far) or a write fails.
 func writeLoad(ctx context.Context, sys System, g *workload.Generator, next *atomic.Int64,
-	writers int, stop func() bool) writeResult {
+	writers int, stopAt func(events int64) bool) writeResult {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	lats := make([][]time.Duration, writers)
@@ -31,6 +31,7 @@ func writeLoad(ctx context.Context, sys System, g *workload.Generator, next *ato
 	var once sync.Once
 	var firstErr error
 	var wg sync.WaitGroup
+	stop := func() bool { return stopAt(events.Load()) }
 	start := time.Now()
 	for w := range writers {
 		wg.Go(func() {
@@ -61,8 +62,9 @@ func writeLoad(ctx context.Context, sys System, g *workload.Generator, next *ato
 }
 
 // readLoad runs readers goroutines reading random loaded jobs until stop.
-func readLoad(ctx context.Context, sys System, ls *LoadSet, readers int, stop func() bool,
-) ([]time.Duration, error) {
+func readLoad(ctx context.Context, sys System, ls *LoadSet, readers int,
+	stopAt func(int64) bool) ([]time.Duration, error) {
+	stop := func() bool { return stopAt(0) }
 	lats := make([][]time.Duration, readers)
 	errs := make([]error, readers)
 	var wg sync.WaitGroup
@@ -106,7 +108,11 @@ func checkpointLoop(ctx context.Context, sys System, end time.Time) ([]time.Dura
 	return ds, nil
 }
 
-func deadline(d time.Duration) func() bool {
+func deadline(d time.Duration) func(int64) bool {
 	end := time.Now().Add(d)
-	return func() bool { return time.Now().After(end) }
+	return func(int64) bool { return time.Now().After(end) }
+}
+
+func count(n int64) func(int64) bool {
+	return func(events int64) bool { return events >= n }
 }

@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -32,6 +33,8 @@ type Config struct {
 	TputWriters []int         // writer counts of scenario 3
 	LogSizes    []int64       // log sizes of scenario 2
 	DiskTime    time.Duration // each disk measurement
+	Tail        int64         // events written after the last checkpoint before scenario 4
+	Scenarios   string        // which of "123456" run (default all)
 	Log         io.Writer     // progress
 }
 
@@ -40,7 +43,7 @@ func QuickConfig() Config {
 	return Config{Mode: "quick", Seed: 1, Sizes: []int{2000}, Steps: 20,
 		Window: 700 * time.Millisecond, TputWindow: 500 * time.Millisecond, Writers: 16,
 		Readers: 4, TputWriters: []int{1, 16, 256}, LogSizes: []int64{4 << 20, 16 << 20},
-		DiskTime: 300 * time.Millisecond}
+		DiskTime: 300 * time.Millisecond, Tail: 1000}
 }
 
 // FullConfig is `make bench`: 100k jobs, which fits in ten minutes on two
@@ -50,11 +53,15 @@ func FullConfig() Config {
 	return Config{Mode: "full", Seed: 1, Sizes: []int{100_000}, Steps: 20,
 		Window: 3 * time.Second, TputWindow: 3 * time.Second, Writers: 16, Readers: 4,
 		TputWriters: []int{1, 16, 256}, LogSizes: []int64{16 << 20, 64 << 20, 256 << 20},
-		DiskTime: time.Second}
+		DiskTime: time.Second, Tail: 10_000}
 }
 
 // AllSystems lists the systems in the order they run.
 var AllSystems = []string{"pstate", "pstate-http", "baseline", "sqlite", "redis"}
+
+func (c *Config) runs(scenario byte) bool {
+	return c.Scenarios == "" || strings.IndexByte(c.Scenarios, scenario) >= 0
+}
 
 func (c *Config) wants(name string) bool {
 	return len(c.Systems) == 0 || slices.Contains(c.Systems, name)
@@ -93,8 +100,10 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 			return res, err
 		}
 	}
-	if err := runTruncation(ctx, cfg, res, g); err != nil {
-		res.Note("truncation scenario failed: %v", err)
+	if cfg.runs('2') {
+		if err := runTruncation(ctx, cfg, res, g); err != nil {
+			res.Note("truncation scenario failed: %v", err)
+		}
 	}
 	res.Elapsed = time.Since(start).Seconds()
 	return res, ctx.Err()
@@ -206,17 +215,19 @@ func runSystem(ctx context.Context, cfg Config, res *Results, g *workload.Genera
 	next.Store(int64(size))
 
 	// 1: write latency, without and during checkpoints.
-	w := writeLoad(ctx, sys, g, next, cfg.Writers, deadline(cfg.Window))
-	if w.err != nil {
-		return fmt.Errorf("writes: %w", w.err)
-	}
-	res.addLatency("1 write latency"+at, name, "no checkpoint ", Summarize(w.lat))
-	if err := latencyDuringCheckpoints(ctx, cfg, res, g, next, sys, at); err != nil {
-		return err
+	if cfg.runs('1') {
+		w := writeLoad(ctx, sys, g, next, cfg.Writers, deadline(cfg.Window))
+		if w.err != nil {
+			return fmt.Errorf("writes: %w", w.err)
+		}
+		res.addLatency("1 write latency"+at, name, "no checkpoint ", Summarize(w.lat))
+		if err := latencyDuringCheckpoints(ctx, cfg, res, g, next, sys, at); err != nil {
+			return err
+		}
 	}
 
 	// 3: durable events/s by writer count.
-	if tput {
+	if tput && cfg.runs('3') {
 		for _, n := range cfg.TputWriters {
 			var size0 int64
 			p, isPstate := sys.(*pstateSys)
@@ -240,16 +251,35 @@ func runSystem(ctx context.Context, cfg Config, res *Results, g *workload.Genera
 	}
 
 	// 5: read latency under full write load.
-	if err := readsUnderLoad(ctx, cfg, res, g, ls, next, sys, at); err != nil {
-		return err
+	if cfg.runs('5') {
+		if err := readsUnderLoad(ctx, cfg, res, g, ls, next, sys, at); err != nil {
+			return err
+		}
 	}
+	if cfg.runs('4') {
+		return recovery(ctx, cfg, res, g, ls, next, sys, at)
+	}
+	return nil
+}
 
-	// 4: recovery from a cold start.
+// recovery is scenario 4: a checkpoint, then the same tail of events for
+// every system, then a crash (or close) and the time until the first
+// query is answered.
+func recovery(ctx context.Context, cfg Config, res *Results, g *workload.Generator,
+	ls *LoadSet, next *atomic.Int64, sys System, at string) error {
+	if err := sys.Checkpoint(ctx); err != nil {
+		return fmt.Errorf("checkpoint before the tail: %w", err)
+	}
+	if w := writeLoad(ctx, sys, g, next, cfg.Writers, count(cfg.Tail)); w.err != nil {
+		return fmt.Errorf("tail: %w", w.err)
+	}
 	d, err := sys.Recover(ctx, ls.Jobs[0].ID)
 	if err != nil {
 		return fmt.Errorf("recover: %w", err)
 	}
-	res.Add("4 recovery"+at, name, "restart to first answer", d.Seconds(), "s")
+	name := sys.Name()
+	res.Add("4 recovery"+at, name, fmt.Sprintf("restart to first answer (%d-event tail)", cfg.Tail),
+		d.Seconds(), "s")
 	if s, ok := sys.(*sqliteSys); ok {
 		res.Add("4 recovery"+at, name, "then status counts query", s.statusQuery.Seconds(), "s")
 	}
@@ -270,7 +300,7 @@ func latencyDuringCheckpoints(ctx context.Context, cfg Config, res *Results,
 		ckDur, ckErr = checkpointLoop(ctx, sys, end)
 	}()
 	// The writers run as long as checkpoints do.
-	w := writeLoad(ctx, sys, g, next, cfg.Writers, func() bool {
+	w := writeLoad(ctx, sys, g, next, cfg.Writers, func(int64) bool {
 		select {
 		case <-ckDone:
 			return true

@@ -3,6 +3,7 @@
 // to stdout and the rows to a JSON file. See docs/BENCHMARKS.md.
 //
 //	pstatebench [-quick] [-pstated bin/pstated] [-out bench/out/results.json]
+//	            [-sizes 100000,1000000] [-systems pstate,redis] [-scenarios 146]
 package main
 
 import (
@@ -29,6 +30,7 @@ func run() int {
 	dir := flag.String("dir", "", "scratch directory (default: a new temporary one)")
 	systems := flag.String("systems", "", "comma-separated subset of "+strings.Join(harness.AllSystems, ","))
 	sizes := flag.String("sizes", "", "comma-separated job counts, overriding the mode's")
+	scenarios := flag.String("scenarios", "", "which scenarios run, e.g. 146 (default all: 123456)")
 	flag.Parse()
 
 	cfg := harness.FullConfig()
@@ -46,6 +48,7 @@ func run() int {
 			cfg.Sizes = append(cfg.Sizes, n)
 		}
 	}
+	cfg.Scenarios = *scenarios
 	if *systems != "" {
 		cfg.Systems = strings.Split(*systems, ",")
 	}
