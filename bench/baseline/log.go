@@ -74,7 +74,8 @@ func decodeRecord(b []byte) (seq uint64, payload []byte, n int, kind string, err
 
 // scanRecords calls fn for each record of data and returns the length of
 // the sound prefix; a torn last record is left out of it.
-func scanRecords(file string, data []byte, fn func(off int64, seq uint64, payload []byte) error) (int64, error) {
+func scanRecords(file string, data []byte,
+	fn func(off int64, seq uint64, payload []byte) error) (int64, error) {
 	var off int64
 	for off < int64(len(data)) {
 		seq, payload, n, kind, err := decodeRecord(data[off:])

@@ -29,7 +29,9 @@ import (
 const pstateSnapshotVersion = 1
 
 var (
-	jobStateByte     = map[string]byte{"queued": 0, "running": 1, "succeeded": 2, "failed": 3, "canceled": 4}
+	jobStateByte = map[string]byte{
+		"queued": 0, "running": 1, "succeeded": 2, "failed": 3, "canceled": 4,
+	}
 	attemptStateByte = map[string]byte{"running": 0, "succeeded": 1, "failed": 2, "skipped": 3}
 )
 

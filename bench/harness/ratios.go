@@ -24,7 +24,8 @@ func (r *Results) Targets() []Target {
 			return
 		}
 		ratio := num / den
-		out = append(out, Target{What: what, Ratio: ratio, Goal: goal, Met: ratio >= goal, Detail: detail})
+		out = append(out, Target{What: what, Ratio: ratio, Goal: goal, Met: ratio >= goal,
+			Detail: detail})
 	}
 	sizes := r.sizes()
 	for _, at := range sizes {
@@ -112,6 +113,7 @@ func (r *Results) PrintTargets(w io.Writer) {
 		if t.Met {
 			verdict = "met"
 		}
-		fmt.Fprintf(w, "- %s: ratio %s (goal %s) %s; %s\n", t.What, num(t.Ratio), num(t.Goal), verdict, t.Detail)
+		fmt.Fprintf(w, "- %s: ratio %s (goal %s) %s; %s\n", t.What, num(t.Ratio), num(t.Goal),
+			verdict, t.Detail)
 	}
 }

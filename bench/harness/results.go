@@ -109,7 +109,8 @@ func (r *Results) Table(w io.Writer) {
 				cells[i] = num(v)
 			}
 		}
-		fmt.Fprintf(w, "| %s | %s | %s | %s |\n", k.scenario, k.metric, k.unit, strings.Join(cells, " | "))
+		fmt.Fprintf(w, "| %s | %s | %s | %s |\n", k.scenario, k.metric, k.unit,
+			strings.Join(cells, " | "))
 	}
 }
 

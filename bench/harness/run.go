@@ -82,7 +82,8 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 		return nil, fmt.Errorf("measure disk: %w", err)
 	}
 	res.Add("0 disk", "disk", "fdatasync rate (128 B appends)", disk.SyncsPerSec, "ops/s")
-	res.Add("0 disk", "disk", "fdatasync rate (4 KiB rewrites in place)", disk.OverwritePerSec, "ops/s")
+	res.Add("0 disk", "disk", "fdatasync rate (4 KiB rewrites in place)", disk.OverwritePerSec,
+		"ops/s")
 	res.Add("0 disk", "disk", "synced bandwidth (1 MiB appends)", disk.SyncedMBps, "MiB/s")
 
 	g, err := workload.New(workload.Config{Seed: cfg.Seed, MinSteps: cfg.Steps, MaxSteps: cfg.Steps})
@@ -351,7 +352,8 @@ func readsUnderLoad(ctx context.Context, cfg Config, res *Results, g *workload.G
 	ms := func(d time.Duration) float64 { return float64(d) / 1e6 }
 	res.Add("5 reads under write load"+at, name, "read p50", ms(s.P50), "ms")
 	res.Add("5 reads under write load"+at, name, "read p99", ms(s.P99), "ms")
-	res.Add("5 reads under write load"+at, name, "reads/s", float64(s.N)/cfg.Window.Seconds(), "reads/s")
+	res.Add("5 reads under write load"+at, name, "reads/s", float64(s.N)/cfg.Window.Seconds(),
+		"reads/s")
 	res.Add("5 reads under write load"+at, name, "writes/s meanwhile",
 		float64(w.events)/w.dur.Seconds(), "events/s")
 	return nil

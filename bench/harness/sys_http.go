@@ -157,7 +157,8 @@ func (h *httpSys) Footprint() (int64, int64, error) {
 		return 0, 0, err
 	}
 	kb, _ := strconv.ParseInt(strings.Fields(firstLine(string(b), "VmRSS:"))[0], 10, 64)
-	return kb << 10, dirSize(filepath.Join(h.dir, walDir)) + dirSize(filepath.Join(h.dir, snapDir)), nil
+	disk := dirSize(filepath.Join(h.dir, walDir)) + dirSize(filepath.Join(h.dir, snapDir))
+	return kb << 10, disk, nil
 }
 
 func firstLine(s, prefix string) string {

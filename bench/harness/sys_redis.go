@@ -412,14 +412,18 @@ func (r *redisSys) kill() {
 	r.cmd.Process.Signal(syscall.SIGKILL)
 	<-r.exited
 	r.cmd = nil
+	r.drain()
+}
+
+// drain closes the pooled connections.
+func (r *redisSys) drain() {
 	for {
 		select {
 		case c := <-r.pool:
 			c.Close()
-			continue
 		default:
+			return
 		}
-		break
 	}
 }
 
@@ -433,6 +437,7 @@ func (r *redisSys) Close() error {
 	select {
 	case <-r.exited:
 		r.cmd = nil
+		r.drain()
 	case <-time.After(10 * time.Second):
 		r.kill()
 	}

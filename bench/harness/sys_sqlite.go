@@ -66,8 +66,9 @@ var sqliteStmts = map[string]string{
 		state='running' AND nsteps = (SELECT count(*) FROM attempts a WHERE a.job_id=jobs.job_id
 		AND a.status IN ('succeeded','skipped') AND a.attempt = (SELECT max(attempt)
 		FROM attempts b WHERE b.job_id=a.job_id AND b.step=a.step))`,
-	"finJob":     `UPDATE jobs SET state=?, reason=?, finished_at=? WHERE job_id=?`,
-	"releaseAll": `UPDATE workspaces SET state='released', released_at=? WHERE job_id=? AND state='allocated'`,
+	"finJob": `UPDATE jobs SET state=?, reason=?, finished_at=? WHERE job_id=?`,
+	"releaseAll": `UPDATE workspaces SET state='released', released_at=?
+		WHERE job_id=? AND state='allocated'`,
 	"insWs": `INSERT INTO workspaces (workspace_id, job_id, path, state, allocated_at, released_at)
 		VALUES (?,?,?,?,?,?)`,
 	"relWs":  `UPDATE workspaces SET state='released', released_at=? WHERE workspace_id=?`,
@@ -142,7 +143,8 @@ func (s *sqliteSys) loadChunk(ctx context.Context, ls *LoadSet, from, to int) er
 		return err
 	}
 	defer tx.Rollback()
-	insJob, insAtt, insWs := tx.Stmt(s.stmts["insJob"]), tx.Stmt(s.stmts["insAtt"]), tx.Stmt(s.stmts["insWs"])
+	insJob, insAtt := tx.Stmt(s.stmts["insJob"]), tx.Stmt(s.stmts["insAtt"])
+	insWs := tx.Stmt(s.stmts["insWs"])
 	for i := from; i < to; i++ {
 		j := ls.Jobs[i]
 		labels, _ := json.Marshal(j.Labels)

@@ -45,7 +45,8 @@ func runTruncation(ctx context.Context, cfg Config, res *Results, g *workload.Ge
 
 func ms(d time.Duration) float64 { return float64(d) / 1e6 }
 
-func truncatePstate(dir string, g *workload.Generator, size int64) (hold, total time.Duration, err error) {
+func truncatePstate(dir string, g *workload.Generator, size int64,
+) (hold, total time.Duration, err error) {
 	defer os.RemoveAll(dir)
 	log, err := wal.Open(dir, wal.Options{Sync: wal.SyncAlways,
 		OnTruncateLock: func(d time.Duration) { hold = d }})
@@ -81,7 +82,8 @@ func truncatePstate(dir string, g *workload.Generator, size int64) (hold, total 
 	return hold, time.Since(t0), nil
 }
 
-func truncateBaseline(dir string, g *workload.Generator, size int64) (hold, total time.Duration, err error) {
+func truncateBaseline(dir string, g *workload.Generator, size int64,
+) (hold, total time.Duration, err error) {
 	defer os.RemoveAll(dir)
 	eng, err := baseline.Open(dir, baseline.Options{NoSync: true})
 	if err != nil {

@@ -18,7 +18,10 @@ func TestRead(t *testing.T) {
 		{Kind: ':', Int: 42},
 		{Kind: '$', Str: "hello"},
 		{Kind: '$', Null: true},
-		{Kind: '*', Array: []Value{{Kind: '$', Str: "a"}, {Kind: '*', Array: []Value{{Kind: ':', Int: 1}}}}},
+		{Kind: '*', Array: []Value{
+			{Kind: '$', Str: "a"},
+			{Kind: '*', Array: []Value{{Kind: ':', Int: 1}}},
+		}},
 	}
 	for i, w := range want {
 		v, err := Read(r)

@@ -90,7 +90,9 @@ func (m *jobModel) allDone() bool {
 func checkJob(t *testing.T, evs []Event) (final string) {
 	t.Helper()
 	m := &jobModel{steps: map[string][]string{}, open: map[string]bool{}}
-	fail := func(i int, msg string) { t.Fatalf("event %d (%s %s): %s", i, evs[i].Type, evs[i].ID, msg) }
+	fail := func(i int, msg string) {
+		t.Fatalf("event %d (%s %s): %s", i, evs[i].Type, evs[i].ID, msg)
+	}
 	for i, e := range evs {
 		if e.ID == "" || e.Type != WorkspaceReleased && e.JobID == "" {
 			fail(i, "missing id or job_id")

@@ -28,7 +28,8 @@ func run() int {
 	pstated := flag.String("pstated", "bin/pstated", "the daemon binary; empty leaves pstate-http out")
 	out := flag.String("out", "bench/out/results.json", "where the rows go as JSON")
 	dir := flag.String("dir", "", "scratch directory (default: a new temporary one)")
-	systems := flag.String("systems", "", "comma-separated subset of "+strings.Join(harness.AllSystems, ","))
+	systems := flag.String("systems", "",
+		"comma-separated subset of "+strings.Join(harness.AllSystems, ","))
 	sizes := flag.String("sizes", "", "comma-separated job counts, overriding the mode's")
 	scenarios := flag.String("scenarios", "", "which scenarios run, e.g. 146 (default all: 123456)")
 	flag.Parse()
