@@ -95,6 +95,11 @@ func findBadUTF8(body []byte) error {
 				return err
 			}
 		}
+		// NB: the field is not always found (a duplicate key hides the bad
+		// value, or the event is not an object), but the event is.
+		if !utf8.Valid(r) {
+			return &InputError{Index: i, Message: "invalid UTF-8"}
+		}
 	}
 	return nil
 }
