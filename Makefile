@@ -46,6 +46,18 @@ bench-quick: build
 	$(REDIS_INSTALL)
 	$(GO) run ./bench/cmd/pstatebench -quick -pstated $(BIN)/pstated $(BENCHFLAGS)
 
+# soak: the fault suite at full length (every crash point of 40 seeds, 40
+# kill -9 rounds, more slow clients and corruptions), then its fuzz targets
+# for $(SOAKFUZZ) each; 10 to 30 minutes on 2 cores. The SUMMARY lines are
+# the counts docs/RELIABILITY.md quotes; the full log is $(BIN)/soak.log.
+SOAKFUZZ ?= 2m
+soak: build
+	PSTATE_SOAK=1 $(GO) test -race -count=1 -timeout 60m -v ./cmd/internal/faults ./faults \
+		> $(BIN)/soak.log 2>&1; status=$$?; \
+		grep -E 'SUMMARY|^(--- |ok|FAIL)' $(BIN)/soak.log; exit $$status
+	$(GO) test -run '^$$' -fuzz '^FuzzHandler$$' -fuzztime $(SOAKFUZZ) ./cmd/internal/faults
+	$(GO) test -run '^$$' -fuzz '^FuzzEventInFullBatch$$' -fuzztime $(SOAKFUZZ) ./faults
+
 lint:
 	gofmt -l . | tee /dev/stderr | (! read)
 	$(GO) vet ./...
