@@ -15,8 +15,9 @@
 //   - A job whose every declared step's last attempt succeeded or was
 //     skipped is finished by the store itself, so the generator never sends
 //     job.finished with status succeeded.
-//   - Workspaces are released explicitly before the event that ends the job,
-//     so no event ever releases a workspace the store already released.
+//   - Workspaces the client releases are released before the event that
+//     ends the job, so no event ever releases a workspace the store already
+//     released; with Config.ReleaseRate below 1 some are left to the store.
 //
 // Everything is a pure function of Config.Seed and the job's number: job n's
 // events are the same on every run, on every machine, and whichever

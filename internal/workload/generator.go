@@ -33,6 +33,16 @@ type Config struct {
 	// PurgeRate is the chance that a finished job is purged at the end of
 	// its sequence (default 0.1).
 	PurgeRate float64
+	// RetryRate is the chance that a failed attempt is retried while
+	// attempts are left (default 1: always).
+	RetryRate float64
+	// WorkspaceRate is the chance that a job gets workspaces at all
+	// (default 1: always).
+	WorkspaceRate float64
+	// ReleaseRate is the chance that the client releases a workspace
+	// itself before the job ends; the others are left to the store, which
+	// releases them when the job ends (default 1: always by the client).
+	ReleaseRate float64
 }
 
 // Defaults of Config.
@@ -46,6 +56,7 @@ const (
 	DefaultCancelRate  = 0.03
 	DefaultScratchRate = 0.3
 	DefaultPurgeRate   = 0.1
+	// RetryRate, WorkspaceRate and ReleaseRate default to 1.
 )
 
 // stepNames are the base names of a job's steps; a step's name is its
@@ -90,6 +101,9 @@ func (c Config) withDefaults() (Config, error) {
 	c.CancelRate = rate(c.CancelRate, DefaultCancelRate)
 	c.ScratchRate = rate(c.ScratchRate, DefaultScratchRate)
 	c.PurgeRate = rate(c.PurgeRate, DefaultPurgeRate)
+	c.RetryRate = rate(c.RetryRate, 1)
+	c.WorkspaceRate = rate(c.WorkspaceRate, 1)
+	c.ReleaseRate = rate(c.ReleaseRate, 1)
 	return c, c.validate()
 }
 
@@ -104,7 +118,8 @@ func (c Config) validate() error {
 	case c.FailRate+c.SkipRate > 1:
 		return errors.New("workload: FailRate plus SkipRate exceeds 1")
 	}
-	for _, r := range []float64{c.CancelRate, c.ScratchRate, c.PurgeRate} {
+	for _, r := range []float64{c.CancelRate, c.ScratchRate, c.PurgeRate, c.RetryRate,
+		c.WorkspaceRate, c.ReleaseRate} {
 		if r > 1 {
 			return fmt.Errorf("workload: rate %v exceeds 1", r)
 		}

@@ -31,13 +31,22 @@ func (b *jobBuilder) allocate(suffix string) {
 	b.open = append(b.open, ws)
 }
 
-// releaseAll releases every open workspace; it runs before the event that
-// ends the job, because the store releases what is left at that point.
+// releaseAll releases the open workspaces before the event that ends the
+// job; with a ReleaseRate below 1 some are left to the store, which
+// releases them when the job ends.
 func (b *jobBuilder) releaseAll() {
 	for _, ws := range b.open {
-		b.add(Event{Type: WorkspaceReleased, WorkspaceID: ws})
+		if b.cfg.ReleaseRate >= 1 || b.rng.Float64() < b.cfg.ReleaseRate {
+			b.add(Event{Type: WorkspaceReleased, WorkspaceID: ws})
+		}
 	}
 	b.open = b.open[:0]
+}
+
+// chance draws from the job's generator only for a rate below 1, so the
+// default rates leave the sequences of earlier configurations unchanged.
+func (b *jobBuilder) chance(rate float64) bool {
+	return rate >= 1 || b.rng.Float64() < rate
 }
 
 func (b *jobBuilder) release(ws string) {
@@ -70,13 +79,16 @@ func (g *Generator) AppendJob(dst []Event, n int) []Event {
 	b.add(Event{Type: JobSubmitted, Name: team + "-pipeline-" + strconv.Itoa(n%997),
 		Labels: labels, Steps: steps})
 	b.add(Event{Type: JobStarted, Worker: "worker-" + pad2(r.IntN(64))})
-	b.allocate("ws")
+	withWs := b.chance(c.WorkspaceRate)
+	if withWs {
+		b.allocate("ws")
+	}
 
 	cancelAt, scratchAt := -1, -1
 	if nsteps > 1 && r.Float64() < c.CancelRate {
 		cancelAt = 1 + r.IntN(nsteps-1)
 	}
-	if r.Float64() < c.ScratchRate {
+	if r.Float64() < c.ScratchRate && withWs {
 		scratchAt = r.IntN(nsteps)
 	}
 	for i, step := range steps {
@@ -117,7 +129,7 @@ func (b *jobBuilder) runStep(step string, last bool) bool {
 		}
 		fin := Event{Type: StepFinished, Step: step, Attempt: attempt, Status: status, ExitCode: code}
 		switch {
-		case status == StatusFailed && attempt < c.MaxAttempts:
+		case status == StatusFailed && attempt < c.MaxAttempts && b.chance(c.RetryRate):
 			b.add(fin)
 			continue
 		case status == StatusFailed:

@@ -37,6 +37,7 @@ func TestStreamsPassPstate(t *testing.T) {
 		{Seed: 1},
 		{Seed: 2, MinSteps: 20, MaxSteps: 20, FailRate: 0.3, CancelRate: 0.2, PurgeRate: 0.5},
 		{Seed: 3, MinSteps: 1, MaxSteps: 3, MaxAttempts: 1, SkipRate: 0.3, ScratchRate: 1},
+		{Seed: 4, FailRate: 0.3, RetryRate: 0.5, WorkspaceRate: 0.5, ReleaseRate: 0.5},
 	} {
 		g := gen(t, cfg)
 		eng := pstate.Start(nil, &memLog{next: 1}, pstate.Options{})
