@@ -114,7 +114,8 @@ func (l *nopLog) Write(p [][]byte) (uint64, uint64, error) {
 func (l *nopLog) WaitDurable(uint64) error { return nil }
 func (l *nopLog) SetProcessed(uint64)      {}
 
-// tb is what test helpers need; *testing.T, B, F and *rapid.T have it.
+// tb is what the shared test functions need; *testing.T, B, F and *rapid.T
+// have it.
 type tb interface {
 	Helper()
 	Fatal(args ...any)
