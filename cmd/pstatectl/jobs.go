@@ -70,4 +70,3 @@ func jobRow(t *table, j *jobView) {
 		strconv.Itoa(attempts), fmtLabels(j.Labels), fmtTime(j.SubmittedAt),
 		fmtTime(j.FinishedAt))
 }
-
