@@ -51,8 +51,8 @@ func QuickConfig() Config {
 // docs/BENCHMARKS.md).
 func FullConfig() Config {
 	return Config{Mode: "full", Seed: 1, Sizes: []int{100_000}, Steps: 20,
-		Window: 3 * time.Second, TputWindow: 3 * time.Second, Writers: 16, Readers: 4,
-		TputWriters: []int{1, 16, 256}, LogSizes: []int64{16 << 20, 64 << 20, 256 << 20},
+		Window: 3 * time.Second, TputWindow: 2 * time.Second, Writers: 16, Readers: 4,
+		TputWriters: []int{1, 16, 256}, LogSizes: []int64{8 << 20, 32 << 20, 128 << 20},
 		DiskTime: time.Second, Tail: 10_000}
 }
 
