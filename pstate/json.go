@@ -2,238 +2,337 @@ package pstate
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
-	"maps"
-	"slices"
-	"strconv"
 	"time"
-	"unicode/utf8"
 )
 
 // DecodeEvents parses a request body: one event object, or {"events": [...]}
 // holding 1 to MaxBatchEvents events. It is strict: unknown or misplaced
-// fields, missing ones, nulls, wrong JSON types, fractional or out-of-range
-// numbers, invalid UTF-8 and values over their limits are refused with an
-// *InputError naming the event's index and the field. The caller bounds the
-// body's size.
+// fields, missing ones, a field given twice (in an event or in its labels),
+// nulls, wrong JSON types, fractional or out-of-range numbers, invalid UTF-8,
+// data after the body's value and values over their limits are refused with
+// an *InputError naming the event's index and the field; a refusal for bytes
+// that are not JSON also gives the byte offset. A \u escape of a surrogate
+// that does not pair decodes to U+FFFD, as encoding/json does. The caller
+// bounds the body's size.
+//
+// It reads the body in one pass (jsonscan.go): no tree, no recursion, one
+// allocation per string kept in an event.
 func DecodeEvents(body []byte) ([]Event, error) {
-	if !utf8.Valid(body) {
-		// Find the field holding the bad bytes below; this catches the rest.
-		if err := findBadUTF8(body); err != nil {
-			return nil, err
-		}
-		return nil, &InputError{Message: "invalid UTF-8"}
+	s := jsonScanner{b: body}
+	if s.peek() != '{' {
+		return nil, s.wrongType("not a JSON object")
 	}
-	var obj map[string]json.RawMessage
-	if err := json.Unmarshal(body, &obj); err != nil {
-		return nil, &InputError{Message: "not a JSON object: " + jsonErrText(err)}
-	}
-	raw, batch := obj["events"]
-	if !batch {
-		e, err := decodeEventObject(obj)
+	start := s.pos
+	s.pos++
+	if s.peek() == '"' {
+		k, err := s.str()
 		if err != nil {
 			return nil, err
 		}
-		return []Event{e}, nil
-	}
-	for k := range obj {
-		if k != "events" {
-			return nil, &InputError{Field: k, Message: "unknown field beside \"events\""}
+		if string(k) == "events" {
+			events, err := decodeBatch(&s)
+			if err != nil {
+				return nil, err
+			}
+			return events, s.end()
 		}
 	}
-	var list []json.RawMessage
-	if err := json.Unmarshal(raw, &list); err != nil || list == nil {
-		return nil, &InputError{Field: "events", Message: "must be an array of events"}
+	s.pos = start
+	events := make([]Event, 1)
+	if err := decodeEvent(&s, &events[0]); err != nil {
+		return nil, err
 	}
-	if len(list) == 0 || len(list) > MaxBatchEvents {
-		return nil, &InputError{Field: "events", Message: fmt.Sprintf(
-			"%d events; a batch holds 1 to %d", len(list), MaxBatchEvents)}
+	return events, s.end()
+}
+
+// decodeBatch reads {"events": [...]} after its key and the closing brace.
+func decodeBatch(s *jsonScanner) ([]Event, error) {
+	s.field = "events"
+	if err := s.expect(':'); err != nil {
+		return nil, err
 	}
-	events := make([]Event, len(list))
-	for i, r := range list {
-		var o map[string]json.RawMessage
-		if err := json.Unmarshal(r, &o); err != nil || o == nil {
-			return nil, &InputError{Index: i, Message: "not a JSON object"}
+	if s.peek() != '[' {
+		return nil, s.wrongType("must be an array of events")
+	}
+	s.pos++
+	if s.peek() == ']' {
+		return nil, s.fail(fmt.Sprintf("0 events; a batch holds 1 to %d", MaxBatchEvents))
+	}
+	// Every event has a "type"; counting them sizes the slice in one go.
+	n := min(max(bytes.Count(s.b, []byte(`"type"`)), 1), MaxBatchEvents)
+	events := make([]Event, 0, n)
+	for more := true; more; {
+		if len(events) == MaxBatchEvents {
+			s.index, s.field = 0, "events"
+			return nil, s.fail(fmt.Sprintf("more than %d events; a batch holds 1 to %d",
+				MaxBatchEvents, MaxBatchEvents))
 		}
-		e, err := decodeEventObject(o)
+		s.index, s.field = len(events), ""
+		events = append(events, Event{})
+		if err := decodeEvent(s, &events[len(events)-1]); err != nil {
+			return nil, err
+		}
+		var err error
+		if more, err = s.next(']'); err != nil {
+			return nil, err
+		}
+	}
+
+	s.index, s.field = 0, ""
+	more, err := s.next('}')
+	if err != nil || !more {
+		return events, err
+	}
+	k, err := s.key()
+	if err != nil {
+		return nil, err
+	}
+	return nil, &InputError{Field: string(k), Message: `unknown field beside "events"`}
+}
+
+// typeKey marks "type" among the field bits of the keys an event holds.
+const typeKey = 1 << 31
+
+// decodeEvent reads one event object and checks it.
+func decodeEvent(s *jsonScanner, e *Event) error {
+	if s.peek() != '{' {
+		return s.wrongType("not a JSON object")
+	}
+	s.pos++
+	var keys uint32
+	more := s.peek() != '}'
+	if !more {
+		s.pos++
+	}
+	for more {
+		s.field = ""
+		k, err := s.key()
 		if err != nil {
-			return nil, setIndex(err, i)
-		}
-		events[i] = e
-	}
-	return events, nil
-}
-
-// findBadUTF8 names the event and field holding invalid UTF-8 by decoding
-// the body's structure without converting strings (RawMessage keeps bytes).
-func findBadUTF8(body []byte) error {
-	var obj map[string]json.RawMessage
-	if json.Unmarshal(body, &obj) != nil {
-		return nil
-	}
-	check := func(i int, o map[string]json.RawMessage) error {
-		for k, v := range o {
-			if !utf8.ValidString(k) || !utf8.Valid(v) {
-				return &InputError{Index: i, Field: k, Message: "invalid UTF-8"}
-			}
-		}
-		return nil
-	}
-	raw, ok := obj["events"]
-	if !ok {
-		return check(0, obj)
-	}
-	var list []json.RawMessage
-	if json.Unmarshal(raw, &list) != nil {
-		return nil
-	}
-	for i, r := range list {
-		var o map[string]json.RawMessage
-		if json.Unmarshal(r, &o) == nil {
-			if err := check(i, o); err != nil {
-				return err
-			}
-		}
-		// NB: the field is not always found (a duplicate key hides the bad
-		// value, or the event is not an object), but the event is.
-		if !utf8.Valid(r) {
-			return &InputError{Index: i, Message: "invalid UTF-8"}
-		}
-	}
-	return nil
-}
-
-// decodeEventObject turns one event's fields into an Event and checks it.
-func decodeEventObject(o map[string]json.RawMessage) (Event, error) {
-	var e Event
-	if t, ok := o["type"]; ok {
-		if err := jsonString("type", t, &e.Type); err != nil {
-			return e, err
-		}
-	}
-	if t, ok := parseType(e.Type); ok {
-		// A zero value (exit_code 0) is present in JSON though not in the
-		// Event; refuse misplaced fields by their keys.
-		for _, k := range slices.Sorted(maps.Keys(o)) {
-			if b := fieldBit(k); b != 0 && b&allowed(t) == 0 {
-				return e, &InputError{Field: k, Message: "not allowed for " + e.Type}
-			}
-		}
-	}
-	// Sorted keys, so that the field an error names does not vary.
-	for _, k := range slices.Sorted(maps.Keys(o)) {
-		if k == "type" {
-			continue
-		}
-		if err := decodeField(&e, k, o[k]); err != nil {
-			return e, err
-		}
-	}
-	if err := checkEvent(&e); err != nil {
-		return e, err
-	}
-	return e, nil
-}
-
-func decodeField(e *Event, k string, v json.RawMessage) error {
-	if bytes.Equal(bytes.TrimSpace(v), []byte("null")) {
-		return &InputError{Field: k, Message: "must not be null"}
-	}
-	switch k {
-	case "id":
-		return jsonString(k, v, &e.ID)
-	case "time":
-		var s string
-		if err := jsonString(k, v, &s); err != nil {
 			return err
 		}
-		t, err := time.Parse(time.RFC3339Nano, s)
+		bit := uint32(typeKey)
+		if string(k) != "type" {
+			if bit = jsonFieldBit(k); bit == 0 {
+				return unknownField(s.index, k)
+			}
+		}
+		s.field = fieldName(bit)
+		if keys&bit != 0 {
+			return s.fail("given twice")
+		}
+		keys |= bit
+		if err := decodeField(s, e, bit); err != nil {
+			return err
+		}
+		s.field = ""
+		if more, err = s.next('}'); err != nil {
+			return err
+		}
+	}
+
+	// A zero value (exit_code 0) is present in JSON though not in the
+	// Event; refuse misplaced fields by their keys.
+	if t, ok := parseType(e.Type); ok {
+		if extra := keys &^ typeKey &^ allowed(t); extra != 0 {
+			return &InputError{Index: s.index, Field: firstField(extra),
+				Message: "not allowed for " + e.Type}
+		}
+	}
+	if err := checkEvent(e); err != nil {
+		return setIndex(err, s.index)
+	}
+	return nil
+}
+
+// jsonFieldBit is fieldBit for a key as read, without converting it.
+func jsonFieldBit(k []byte) uint32 {
+	for i, n := range fieldNames {
+		if string(k) == n {
+			return 1 << i
+		}
+	}
+	return 0
+}
+
+func fieldName(bit uint32) string {
+	if bit == typeKey {
+		return "type"
+	}
+	return firstField(bit)
+}
+
+func unknownField(index int, k []byte) error {
+	msg := "unknown field"
+	if string(k) == "events" {
+		msg = `unknown field of an event; a batch {"events": [...]} holds nothing else`
+	}
+	return &InputError{Index: index, Field: string(k), Message: msg}
+}
+
+// decodeField reads the value of one field, named by its bit (or typeKey),
+// into e. It checks what JSON alone decides (types, nulls, empty strings,
+// integer ranges, the time's syntax); checkEvent checks the limits after.
+func decodeField(s *jsonScanner, e *Event, bit uint32) error {
+	var dst *string
+	switch bit {
+	case typeKey:
+		v, err := s.text()
 		if err != nil {
-			return &InputError{Field: k, Message: "not an RFC 3339 time"}
+			return err
+		}
+		e.Type = internType(v)
+		return nil
+	case fTime:
+		v, err := s.text()
+		if err != nil {
+			return err
+		}
+		t, err := time.Parse(time.RFC3339Nano, string(v))
+		if err != nil {
+			return s.fail("not an RFC 3339 time")
 		}
 		if t.IsZero() {
-			return &InputError{Field: k, Message: "out of range (years 1678 to 2261)"}
+			return s.fail("out of range (years 1678 to 2261)")
 		}
 		e.Time = t.UTC()
-	case "job_id":
-		return jsonString(k, v, &e.JobID)
-	case "name":
-		return jsonString(k, v, &e.Name)
-	case "labels":
-		if err := json.Unmarshal(v, &e.Labels); err != nil {
-			return &InputError{Field: k, Message: "must be an object of strings"}
-		}
-		if len(e.Labels) == 0 {
-			e.Labels = nil
-		}
-	case "steps":
-		if err := json.Unmarshal(v, &e.Steps); err != nil {
-			return &InputError{Field: k, Message: "must be an array of strings"}
-		}
-		if len(e.Steps) == 0 {
-			return &InputError{Field: k, Message: "must declare at least one step"}
-		}
-	case "worker":
-		return jsonString(k, v, &e.Worker)
-	case "step":
-		return jsonString(k, v, &e.Step)
-	case "attempt":
-		n, err := jsonInt(k, v, 1, MaxAttempt)
+		return nil
+	case fLabels:
+		return decodeLabels(s, e)
+	case fSteps:
+		return decodeSteps(s, e)
+	case fAttempt:
+		n, err := s.int(1, MaxAttempt)
 		e.Attempt = n
 		return err
-	case "status":
-		return jsonString(k, v, &e.Status)
-	case "exit_code":
-		n, err := jsonInt(k, v, minExitCode, maxExitCode)
+	case fExitCode:
+		n, err := s.int(minExitCode, maxExitCode)
 		e.ExitCode = n
 		return err
-	case "reason":
-		return jsonString(k, v, &e.Reason)
-	case "workspace_id":
-		return jsonString(k, v, &e.WorkspaceID)
-	case "path":
-		return jsonString(k, v, &e.Path)
-	default:
-		return &InputError{Field: k, Message: "unknown field"}
-	}
-	return nil
-}
-
-// jsonString decodes a JSON string; an empty one counts as present but is
-// refused, so "missing" and "empty" read differently.
-func jsonString(field string, v json.RawMessage, dst *string) error {
-	if err := json.Unmarshal(v, dst); err != nil {
-		return &InputError{Field: field, Message: "must be a string"}
-	}
-	if *dst == "" {
-		return &InputError{Field: field, Message: "must not be empty"}
-	}
-	return nil
-}
-
-// jsonInt decodes a JSON integer in [lo, hi]; fractions and exponents are
-// refused.
-func jsonInt(field string, v json.RawMessage, lo, hi int) (int, error) {
-	s := string(bytes.TrimSpace(v))
-	n, err := strconv.ParseInt(s, 10, 64)
-	if err != nil {
-		if len(s) > 0 && (s[0] == '-' || (s[0] >= '0' && s[0] <= '9')) {
-			return 0, &InputError{Field: field, Message: fmt.Sprintf(
-				"must be an integer from %d to %d", lo, hi)}
+	case fStatus:
+		v, err := s.text()
+		if err != nil {
+			return err
 		}
-		return 0, &InputError{Field: field, Message: "must be a number"}
+		e.Status = internStatus(v)
+		return nil
+	case fID:
+		dst = &e.ID
+	case fJobID:
+		dst = &e.JobID
+	case fName:
+		dst = &e.Name
+	case fWorker:
+		dst = &e.Worker
+	case fStep:
+		dst = &e.Step
+	case fReason:
+		dst = &e.Reason
+	case fWorkspaceID:
+		dst = &e.WorkspaceID
+	case fPath:
+		dst = &e.Path
+	default:
+		panic(fmt.Sprintf("pstate: no decoder for field bit %#x", bit))
 	}
-	if n < int64(lo) || n > int64(hi) {
-		return 0, &InputError{Field: field, Message: fmt.Sprintf(
-			"must be an integer from %d to %d", lo, hi)}
+	v, err := s.text()
+	if err != nil {
+		return err
 	}
-	return int(n), nil
+	*dst = string(v)
+	return nil
 }
 
-func jsonErrText(err error) string {
-	if se, ok := err.(*json.SyntaxError); ok {
-		return fmt.Sprintf("%v at byte %d", se, se.Offset)
+// internType returns the constant for a known type, so that the common case
+// allocates nothing; checkEvent refuses the others.
+func internType(v []byte) string {
+	for _, n := range typeNames[1:] {
+		if string(v) == n {
+			return n
+		}
 	}
-	return err.Error()
+	return string(v)
+}
+
+func internStatus(v []byte) string {
+	for _, n := range [...]string{StatusSucceeded, StatusFailed, StatusSkipped,
+		StatusCanceled} {
+		if string(v) == n {
+			return n
+		}
+	}
+	return string(v)
+}
+
+// decodeLabels reads an object of strings; {} reads as no labels.
+func decodeLabels(s *jsonScanner, e *Event) error {
+	const want = "must be an object of strings"
+	if s.peek() != '{' {
+		return s.wrongType(want)
+	}
+	s.pos++
+	more := s.peek() != '}'
+	if !more {
+		s.pos++
+	}
+	for more {
+		k, err := s.key()
+		if err != nil {
+			return err
+		}
+		key := string(k)
+		if s.peek() != '"' {
+			if s.isNull() {
+				return s.fail(fmt.Sprintf("label %q must not be null", key))
+			}
+			return s.wrongType(want)
+		}
+		v, err := s.str()
+		if err != nil {
+			return err
+		}
+		if e.Labels == nil {
+			e.Labels = make(map[string]string, 4)
+		}
+		if _, dup := e.Labels[key]; dup {
+			return s.fail(fmt.Sprintf("label %q given twice", key))
+		}
+		e.Labels[key] = string(v)
+		if more, err = s.next('}'); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// decodeSteps reads a non-empty array of strings.
+func decodeSteps(s *jsonScanner, e *Event) error {
+	const want = "must be an array of strings"
+	if s.peek() != '[' {
+		return s.wrongType(want)
+	}
+	s.pos++
+	more := s.peek() != ']'
+	if !more {
+		s.pos++
+		return s.fail("must declare at least one step")
+	}
+	steps := s.strs[:0]
+	for more {
+		if s.peek() != '"' {
+			return s.wrongType(want)
+		}
+		v, err := s.str()
+		if err != nil {
+			return err
+		}
+		steps = append(steps, string(v))
+		if more, err = s.next(']'); err != nil {
+			return err
+		}
+	}
+	s.strs = steps
+	e.Steps = append([]string(nil), steps...)
+	clear(steps)
+	return nil
 }
