@@ -413,18 +413,31 @@ func TestCorruptLog(t *testing.T) {
 			func(b []byte) []byte { b[o] ^= 0x5a; return b }, e, &st)
 	}
 
-	// Tails a crash or a bad disk leaves, and records with absurd lengths.
-	end := p.logSize
+	for _, c := range p.tailCases() {
+		p.runCase(t, c.name, p.logFile, c.f, c.e, &st)
+	}
+	t.Logf("SUMMARY corruption matrix (log): %d cases: %d torn tails repaired, %d refused",
+		st.log, st.repaired, st.refused)
+}
+
+// tailCase is a named damage of the log and what it must end in.
+type tailCase struct {
+	name string
+	f    func([]byte) []byte
+	e    expect
+}
+
+// tailCases are the tails a crash or a bad disk leaves, a repeated record
+// and records with absurd length fields.
+func (p *pristine) tailCases() []tailCase {
+	n := len(p.records)
+	lastOff, end := p.records[n-1].off, p.logSize
 	rng := rand.New(rand.NewPCG(1, 2))
 	garbage := make([]byte, 5000)
 	for i := range garbage {
 		garbage[i] = byte(rng.Uint32())
 	}
-	tails := []struct {
-		name string
-		f    func([]byte) []byte
-		e    expect
-	}{
+	cases := []tailCase{
 		{"zero-filled tail", func(b []byte) []byte { return append(b, make([]byte, 4096)...) },
 			expect{repairAt: end, keep: p.last}},
 		{"garbage tail", func(b []byte) []byte { return append(b, garbage...) },
@@ -432,32 +445,20 @@ func TestCorruptLog(t *testing.T) {
 		{"last record repeated", func(b []byte) []byte { return append(b, b[lastOff:]...) },
 			expect{refuse: true, file: p.logFile, offset: end, kind: wal.KindSequence}},
 	}
+	mid := p.records[n/2]
 	for _, length := range []uint32{0xffffffff, 0x7fffffff, 1 << 30, 4<<20 + 1, 1 << 20} {
 		l := length
-		mid := p.records[n/2]
-		tails = append(tails,
-			struct {
-				name string
-				f    func([]byte) []byte
-				e    expect
-			}{fmt.Sprintf("last record length %#x", l), func(b []byte) []byte {
+		cases = append(cases,
+			tailCase{fmt.Sprintf("last record length %#x", l), func(b []byte) []byte {
 				binary.LittleEndian.PutUint32(b[lastOff+4:], l)
 				return b
 			}, expect{repairAt: lastOff, keep: p.last - 1}},
-			struct {
-				name string
-				f    func([]byte) []byte
-				e    expect
-			}{fmt.Sprintf("middle record length %#x", l), func(b []byte) []byte {
+			tailCase{fmt.Sprintf("middle record length %#x", l), func(b []byte) []byte {
 				binary.LittleEndian.PutUint32(b[mid.off+4:], l)
 				return b
 			}, expect{refuse: true, file: p.logFile, offset: mid.off}})
 	}
-	for _, c := range tails {
-		p.runCase(t, c.name, p.logFile, c.f, c.e, &st)
-	}
-	t.Logf("SUMMARY corruption matrix (log): %d cases: %d torn tails repaired, %d refused",
-		st.log, st.repaired, st.refused)
+	return cases
 }
 
 // runCutAtBoundary checks a log cut exactly after record i-1: a shorter,
@@ -524,7 +525,9 @@ func snapshotCases(size int, stride int) []struct {
 		{"trailing garbage", func(b []byte) []byte { return append(b, "garbage"...) }},
 		{"trailing zeros", func(b []byte) []byte { return append(b, make([]byte, 512)...) }},
 		{"huge zstd window", func(b []byte) []byte { return withBody(b, hugeWindowFrame) }},
-		{"whole file a zstd frame", func([]byte) []byte { return append([]byte(nil), hugeWindowFrame...) }},
+		{"whole file a zstd frame", func([]byte) []byte {
+			return append([]byte(nil), hugeWindowFrame...)
+		}},
 		{"meta length absurd", func(b []byte) []byte {
 			binary.LittleEndian.PutUint32(b[12:], 0xffffffff)
 			return b

@@ -111,12 +111,31 @@ var faultCases = []faultCase{
 }
 
 func TestFaults(t *testing.T) {
-	answered := 0
+	// Under soak each fault also fires later in the load: after 1..7 more
+	// matching operations.
+	later := pick(1, 8)
+	answered, runs, failed, moot := 0, 0, 0, 0
 	for _, fc := range faultCases {
-		t.Run(fc.name, func(t *testing.T) { answered += runFault(t, fc) })
+		for v := range later {
+			c := fc
+			c.fault.After += v
+			fired := true
+			if !t.Run(fmt.Sprintf("%s/after+%d", fc.name, v), func(t *testing.T) {
+				defer func() { fired = !t.Skipped() }()
+				answered += runFault(t, c)
+			}) {
+				failed++
+			}
+			if fired {
+				runs++
+			} else {
+				moot++
+			}
+		}
 	}
-	t.Logf("SUMMARY faults: %d injected failures, %d answered events checked after a crash "+
-		"and a restart, 0 lost", len(faultCases), answered)
+	t.Logf("SUMMARY faults: %d kinds of injected failure, %d runs where it fired (%d where "+
+		"the load ended first), %d answered events checked after a crash and a restart, "+
+		"%d runs failed", len(faultCases), runs, moot, answered, failed)
 }
 
 // runFault runs one case and returns the events it checked.
@@ -149,8 +168,22 @@ func runFault(t *testing.T, fc faultCase) int {
 		t.Fatalf("snapshots before the fault: %v, %v", before, err)
 	}
 
+	// Count the operations the fault matches: one that never fired (the
+	// load ended first) makes the run moot.
+	var matched atomic.Int64
+	fs.SetOnOp(func(op vfs.Op, path string) error {
+		if (fc.fault.Op == vfs.OpAny || op == fc.fault.Op) && strings.Contains(path, fc.fault.Path) {
+			matched.Add(1)
+		}
+		return nil
+	})
 	fs.Inject(fc.fault)
 	refused := loadUnderFault(t, m, record)
+	fs.SetOnOp(nil)
+	if matched.Load() <= int64(fc.fault.After) {
+		_ = m.s.Close(context.Background())
+		t.Skipf("the fault never fired: %d matching operations", matched.Load())
+	}
 	if fc.readOnly && !fc.either && refused == 0 {
 		t.Fatalf("no write was refused")
 	}
