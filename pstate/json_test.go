@@ -33,8 +33,8 @@ func stricterRefusal(body []byte) string {
 	type frame struct {
 		obj     bool
 		wantKey bool
-		key     string // the last key read, for objects
-		in      string // the key this object or array is the value of
+		key     string          // the last key read, for objects
+		in      string          // the key this object or array is the value of
 		keys    map[string]bool // made on the first key
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
