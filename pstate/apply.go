@@ -18,19 +18,30 @@ func Validate(s *State, e *Event) error {
 	return err
 }
 
+// view reads jobs and workspaces: a *State, or a draft over one.
+type view interface {
+	getJob(id string) (*job, bool)
+	getWS(id string) (*workspace, bool)
+}
+
+func (s *State) getJob(id string) (*job, bool)       { return s.jobs.Get(id) }
+func (s *State) getWS(id string) (*workspace, bool) { return s.ws.Get(id) }
+func (d *draft) getJob(id string) (*job, bool)       { return d.job(id) }
+func (d *draft) getWS(id string) (*workspace, bool) { return d.workspace(id) }
+
 // conflict checks that a well-formed e fits the state. It returns the job
 // the event names, when it exists, so apply need not look it up again.
-func conflict(s *State, e *Event) (*job, error) {
+func conflict(s view, e *Event) (*job, error) {
 	switch e.Type {
 	case TypeJobSubmitted:
-		if _, ok := s.jobs.Get(e.JobID); ok {
+		if _, ok := s.getJob(e.JobID); ok {
 			return nil, &ConflictError{JobID: e.JobID, Message: "already submitted"}
 		}
 		return nil, nil
 	case TypeWorkspaceAllocated:
 		return allocConflict(s, e)
 	case TypeWorkspaceReleased:
-		w, ok := s.ws.Get(e.WorkspaceID)
+		w, ok := s.getWS(e.WorkspaceID)
 		if !ok {
 			return nil, &ConflictError{WorkspaceID: e.WorkspaceID, Message: "unknown workspace"}
 		}
@@ -40,7 +51,7 @@ func conflict(s *State, e *Event) (*job, error) {
 		}
 		return nil, nil
 	}
-	j, ok := s.jobs.Get(e.JobID)
+	j, ok := s.getJob(e.JobID)
 	if !ok {
 		return nil, &ConflictError{JobID: e.JobID, Message: "unknown job"}
 	}
@@ -114,12 +125,12 @@ func stepConflict(j *job, e *Event) error {
 	return nil
 }
 
-func allocConflict(s *State, e *Event) (*job, error) {
-	if w, ok := s.ws.Get(e.WorkspaceID); ok && !w.isReleased {
+func allocConflict(s view, e *Event) (*job, error) {
+	if w, ok := s.getWS(e.WorkspaceID); ok && !w.isReleased {
 		return nil, &ConflictError{WorkspaceID: e.WorkspaceID, JobID: w.jobID,
 			Message: "already allocated"}
 	}
-	j, ok := s.jobs.Get(e.JobID)
+	j, ok := s.getJob(e.JobID)
 	if !ok {
 		return nil, &ConflictError{WorkspaceID: e.WorkspaceID, JobID: e.JobID, Message: "unknown job"}
 	}
@@ -139,7 +150,8 @@ func allocConflict(s *State, e *Event) (*job, error) {
 // not above s.Seq() it returns s (replaying a log over a snapshot that holds
 // part of it is harmless). An event that Validate refuses changes nothing
 // but the seq; the engine never logs one. Effects are not computed here:
-// they are events of their own in the log.
+// they are events of their own in the log. It is a draft of one event,
+// committed.
 func Apply(s *State, e *Event, seq uint64) *State {
 	if seq <= s.seq {
 		return s
@@ -147,11 +159,12 @@ func Apply(s *State, e *Event, seq uint64) *State {
 	if checkEvent(e) != nil {
 		return s.withSeq(seq)
 	}
-	j, err := conflict(s, e)
-	if err != nil {
+	d := newDraft(s, nil)
+	if _, err := conflict(d, e); err != nil {
 		return s.withSeq(seq)
 	}
-	return apply(s, e, seq, j)
+	d.apply(e, seq)
+	return d.commit()
 }
 
 func (s *State) withSeq(seq uint64) *State {
@@ -160,88 +173,48 @@ func (s *State) withSeq(seq uint64) *State {
 	return &n
 }
 
-// apply applies an event that passed Validate against s; j is the job
-// conflict returned.
-func apply(s *State, e *Event, seq uint64, j *job) *State {
-	n := *s
-	n.seq = seq
-	if e.Type != TypeStepStarted && e.Type != TypeStepFinished {
-		// Step events, the bulk, touch only the jobs map; the others get
-		// their own copy of the indexes to change.
-		x := *s.indexes
-		n.indexes = &x
-	}
+// apply applies an event that passed checkEvent and conflict against d.
+func (d *draft) apply(e *Event, seq uint64) {
+	d.seq = seq
 	t := e.Time.UnixNano()
 	switch e.Type {
 	case TypeJobSubmitted:
-		n.submit(e, t)
+		d.submit(e, t)
 	case TypeJobStarted:
-		j := copyJob(j)
-		j.worker, j.started = e.Worker, t
-		n.moveJob(j, jsRunning)
+		j := d.touch(e.JobID, false, false)
+		j.worker, j.started, j.state = e.Worker, t, jsRunning
 	case TypeStepStarted:
-		j := copyJob(j)
-		j.attempts = appendCopy(j.attempts, attempt{
+		j := d.touch(e.JobID, true, false)
+		j.attempts = append(j.attempts, attempt{
 			started: t, num: uint32(e.Attempt), step: uint16(j.stepIndex(e.Step)),
 		})
-		n.jobs = n.jobs.Set(j.id, j)
 	case TypeStepFinished:
-		j := copyJob(j)
+		j := d.touch(e.JobID, true, false)
 		i := j.lastAttempt(j.stepIndex(e.Step))
-		j.attempts = slices.Clone(j.attempts)
-		a := &j.attempts[i]
+		a := j.attempts[i]
 		a.finished, a.exit = t, int32(e.ExitCode)
 		a.status = uint8(slices.Index(statusCodes, e.Status))
-		n.jobs = n.jobs.Set(j.id, j)
+		d.setAttempt(j, i, a)
 	case TypeJobFinished:
-		j := copyJob(j)
+		j := d.touch(e.JobID, false, false)
 		j.finished, j.reason = t, e.Reason
-		st, _ := parseJobState(e.Status)
-		n.moveJob(j, st)
-		n.finished = n.finished.Set(finishKey(t, j.id), struct{}{})
+		j.state, _ = parseJobState(e.Status)
 	case TypeWorkspaceAllocated:
-		n.allocate(e, t, j)
+		d.allocate(e, t)
 	case TypeWorkspaceReleased:
-		w, _ := n.ws.Get(e.WorkspaceID)
+		w, _ := d.workspace(e.WorkspaceID)
 		w2 := *w
 		w2.isReleased, w2.released = true, t
-		n.ws = n.ws.Set(w2.id, &w2)
-		n.wsByState[0] = n.wsByState[0].Delete(w2.id)
-		n.wsByState[1] = n.wsByState[1].Set(w2.id, struct{}{})
+		d.setWS(w2.id, &w2)
 	case TypeJobPurged:
-		n.purge(e.JobID)
+		d.purge(e.JobID)
 	}
 	if e.ID != "" {
-		n.ids = n.ids.add(e.ID, seq)
+		d.addID(e.ID, seq)
 	}
-	return &n
 }
 
-// appendCopy returns a new slice holding s and v, sized exactly: the slice
-// of a published job is never appended to in place, and no spare capacity
-// is kept in the state.
-func appendCopy[T any](s []T, v T) []T {
-	c := make([]T, len(s)+1)
-	copy(c, s)
-	c[len(s)] = v
-	return c
-}
-
-// copyJob returns a shallow copy of j.
-func copyJob(j *job) *job {
-	c := *j
-	return &c
-}
-
-// moveJob stores j in state st, updating the state index.
-func (n *State) moveJob(j *job, st jobState) {
-	n.byState[j.state] = n.byState[j.state].Delete(j.id)
-	n.byState[st] = n.byState[st].Set(j.id, struct{}{})
-	j.state = st
-	n.jobs = n.jobs.Set(j.id, j)
-}
-
-func (n *State) submit(e *Event, t int64) {
+func (d *draft) submit(e *Event, t int64) {
 	j := &job{id: e.JobID, name: e.Name, steps: slices.Clone(e.Steps), submitted: t}
 	if len(e.Labels) > 0 {
 		j.labels = make([]label, 0, len(e.Labels))
@@ -249,12 +222,7 @@ func (n *State) submit(e *Event, t int64) {
 			j.labels = append(j.labels, label{k, e.Labels[k]})
 		}
 	}
-	n.jobs = n.jobs.Set(j.id, j)
-	n.jobIDs = n.jobIDs.Set(j.id, struct{}{})
-	n.byState[jsQueued] = n.byState[jsQueued].Set(j.id, struct{}{})
-	for _, l := range j.labels {
-		n.labelIndex(l, func(m *idSet) *idSet { return m.Set(j.id, struct{}{}) })
-	}
+	d.setJob(j.id, j)
 }
 
 // labelIndex replaces the id set of label l with fn(set); an emptied set is
@@ -274,55 +242,45 @@ func (n *State) labelIndex(l label, fn func(*idSet) *idSet) {
 
 // allocate records a workspace. Reusing the id of a released workspace
 // replaces it; when it belonged to another job, that job stops listing it.
-func (n *State) allocate(e *Event, t int64, owner *job) {
-	if old, ok := n.ws.Get(e.WorkspaceID); ok {
-		n.wsByState[1] = n.wsByState[1].Delete(old.id)
-		if oj, ok := n.jobs.Get(old.jobID); ok && old.jobID != e.JobID {
-			c := *oj
-			c.workspaces = slices.DeleteFunc(slices.Clone(c.workspaces),
+func (d *draft) allocate(e *Event, t int64) {
+	if old, ok := d.workspace(e.WorkspaceID); ok && old.jobID != e.JobID {
+		if _, ok := d.job(old.jobID); ok {
+			// A fresh slice: the undo of a refused request restores the
+			// job's slice header, not elements shifted in place.
+			oj := d.touch(old.jobID, false, true)
+			oj.workspaces = slices.DeleteFunc(slices.Clone(oj.workspaces),
 				func(id string) bool { return id == old.id })
-			n.jobs = n.jobs.Set(c.id, &c)
 		}
 	}
 	w := &workspace{id: e.WorkspaceID, jobID: e.JobID, path: e.Path, allocated: t}
-	n.ws = n.ws.Set(w.id, w)
-	n.wsByState[0] = n.wsByState[0].Set(w.id, struct{}{})
-	j := copyJob(owner) // not the previous owner: that one differs
-	if !slices.Contains(j.workspaces, w.id) {
-		j.workspaces = appendCopy(j.workspaces, w.id)
-		n.jobs = n.jobs.Set(j.id, j)
+	d.setWS(w.id, w)
+	if owner, _ := d.job(e.JobID); !slices.Contains(owner.workspaces, w.id) {
+		j := d.touch(e.JobID, false, true)
+		j.workspaces = append(j.workspaces, w.id)
 	}
 }
 
-// purge drops a finished job, its index entries and its workspaces.
-func (n *State) purge(id string) {
-	j, _ := n.jobs.Get(id)
-	n.jobs = n.jobs.Delete(id)
-	n.jobIDs = n.jobIDs.Delete(id)
-	n.byState[j.state] = n.byState[j.state].Delete(id)
-	n.finished = n.finished.Delete(finishKey(j.finished, id))
-	for _, l := range j.labels {
-		n.labelIndex(l, func(m *idSet) *idSet { return m.Delete(id) })
-	}
+// purge drops a finished job and its workspaces; commit drops its index
+// entries.
+func (d *draft) purge(id string) {
+	j, _ := d.job(id)
 	for _, wid := range j.workspaces {
-		w, ok := n.ws.Get(wid)
-		if !ok || w.jobID != id {
-			continue
+		if w, ok := d.workspace(wid); ok && w.jobID == id {
+			d.setWS(wid, nil)
 		}
-		n.ws = n.ws.Delete(wid)
-		n.wsByState[w.stateIndex()] = n.wsByState[w.stateIndex()].Delete(wid)
 	}
+	d.setJob(id, nil)
 }
 
 // effects returns the follow-up events of e, which was just applied giving
 // s. They take e's time, so they are the same whenever e is.
-func effects(s *State, e *Event) []Event {
+func effects(s view, e *Event) []Event {
 	switch e.Type {
 	case TypeStepFinished:
 		if e.Status == StatusFailed {
 			return nil
 		}
-		j, _ := s.jobs.Get(e.JobID)
+		j, _ := s.getJob(e.JobID)
 		if j.state != jsRunning {
 			return nil
 		}
@@ -338,10 +296,10 @@ func effects(s *State, e *Event) []Event {
 		return []Event{{Type: TypeJobFinished, Time: e.Time, JobID: j.id,
 			Status: StatusSucceeded, Effect: true}}
 	case TypeJobFinished:
-		j, _ := s.jobs.Get(e.JobID)
+		j, _ := s.getJob(e.JobID)
 		var out []Event
 		for _, wid := range j.workspaces {
-			if w, ok := s.ws.Get(wid); ok && w.jobID == j.id && !w.isReleased {
+			if w, ok := s.getWS(wid); ok && w.jobID == j.id && !w.isReleased {
 				out = append(out, Event{Type: TypeWorkspaceReleased, Time: e.Time,
 					WorkspaceID: wid, Effect: true})
 			}

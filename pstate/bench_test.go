@@ -28,7 +28,7 @@ func benchJobID(i int) string { return fmt.Sprintf("job-%08d", i) }
 // attempt failed (a 20-attempt history), two labels and one workspace, with
 // the builders (as a snapshot load does).
 func benchState(n int) *State {
-	b := newStateBuilder(1, DefaultIDWindow)
+	b := newBuildDraft(1, DefaultIDWindow)
 	at := t0.UnixNano()
 	for i := range n {
 		j := &job{
@@ -51,11 +51,7 @@ func benchState(n int) *State {
 			panic(err)
 		}
 	}
-	s, err := b.state()
-	if err != nil {
-		panic(err)
-	}
-	return s
+	return b.buildState()
 }
 
 var benchStates sync.Map // n -> *State: immutable, so runs share it

@@ -2,6 +2,7 @@ package pstate
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/benbjohnson/immutable"
 )
@@ -12,67 +13,29 @@ func newIDSetBuilder() *idSetBuilder {
 	return immutable.NewSortedMapBuilder[string, struct{}](strComparer{})
 }
 
-// stateBuilder builds a State from scratch with the maps' builders, which
-// change their own nodes in place: far cheaper than persistent sets. Jobs are
-// added first (in job_id order), then workspaces, then event ids (oldest
-// first). Nothing built is shared until state() returns.
-type stateBuilder struct {
-	seq       uint64
-	window    int
-	jobs      *immutable.MapBuilder[string, *job]
-	jobIDs    *idSetBuilder
-	byState   [numJobStates]*idSetBuilder
-	byLabel   map[string]*idSetBuilder
-	finished  *idSetBuilder
-	ws        *immutable.SortedMapBuilder[string, *workspace]
-	wsByState [2]*idSetBuilder
-	wsRefs    int // workspace ids listed by jobs
-	seqs      *immutable.MapBuilder[string, uint64]
-	ring      *immutable.ListBuilder[string]
+// newBuildDraft returns a draft in build mode at seq: its Go maps hold the
+// whole state (the base is empty), filled by a snapshot's decoder and then
+// by replayed records; buildState makes the root once, with the maps'
+// builders, which change their own nodes in place and are an order of
+// magnitude cheaper than persistent sets.
+func newBuildDraft(seq uint64, window int) *draft {
+	base := NewStateWithIDWindow(window)
+	base.seq = seq
+	d := newDraft(base, map[string]uint64{})
+	d.build = true
+	return d
 }
 
-func newStateBuilder(seq uint64, window int) *stateBuilder {
-	b := &stateBuilder{
-		seq: seq, window: window,
-		jobs:     immutable.NewMapBuilder[string, *job](strHasher{}),
-		jobIDs:   newIDSetBuilder(),
-		byLabel:  map[string]*idSetBuilder{},
-		finished: newIDSetBuilder(),
-		ws:       immutable.NewSortedMapBuilder[string, *workspace](strComparer{}),
-		seqs:     immutable.NewMapBuilder[string, uint64](strHasher{}),
-		ring:     immutable.NewListBuilder[string](),
-	}
-	for i := range b.byState {
-		b.byState[i] = newIDSetBuilder()
-	}
-	for i := range b.wsByState {
-		b.wsByState[i] = newIDSetBuilder()
-	}
-	return b
+// addJob adds a job that passed checkJob; jobs come in ascending id order.
+func (d *draft) addJob(j *job) {
+	d.jobs[j.id] = jobEntry{cur: j, attOwned: true, wsOwned: true}
+	d.order = append(d.order, j.id)
+	d.wsRefs += len(j.workspaces)
 }
 
-// addJob adds a job that passed checkJob.
-func (b *stateBuilder) addJob(j *job) {
-	b.jobs.Set(j.id, j)
-	b.jobIDs.Set(j.id, struct{}{})
-	b.byState[j.state].Set(j.id, struct{}{})
-	for _, l := range j.labels {
-		k := l.key + ":" + l.value
-		m, ok := b.byLabel[k]
-		if !ok {
-			m = newIDSetBuilder()
-			b.byLabel[k] = m
-		}
-		m.Set(j.id, struct{}{})
-	}
-	if j.state.terminal() {
-		b.finished.Set(finishKey(j.finished, j.id), struct{}{})
-	}
-	b.wsRefs += len(j.workspaces)
-}
-
-// addWorkspace adds a workspace whose job was added and lists it.
-func (b *stateBuilder) addWorkspace(w *workspace) error {
+// addWorkspace adds a workspace whose job was added and lists it; they come
+// in ascending id order.
+func (d *draft) addWorkspace(w *workspace) error {
 	for _, f := range []struct{ name, v string }{{"workspace_id", w.id}, {"job_id", w.jobID}} {
 		if f.v == "" {
 			return fmt.Errorf("empty %s", f.name)
@@ -84,65 +47,118 @@ func (b *stateBuilder) addWorkspace(w *workspace) error {
 	if err := checkString("path", w.path, MaxPathBytes, false); err != nil {
 		return err
 	}
-	j, ok := b.jobs.Get(w.jobID)
+	j, ok := d.job(w.jobID)
 	if !ok {
 		return fmt.Errorf("workspace %q: unknown job %q", w.id, w.jobID)
 	}
-	listed := false
-	for _, id := range j.workspaces {
-		listed = listed || id == w.id
-	}
-	if !listed {
+	if !slices.Contains(j.workspaces, w.id) {
 		return fmt.Errorf("workspace %q: job %q does not list it", w.id, w.jobID)
 	}
-	b.ws.Set(w.id, w)
-	b.wsByState[w.stateIndex()].Set(w.id, struct{}{})
+	d.ws[w.id] = wsEntry{cur: w}
+	d.wsOrd = append(d.wsOrd, w.id)
 	return nil
 }
 
-// addID remembers an event id; ids come oldest first.
-func (b *stateBuilder) addID(id string, seq uint64) error {
+// addSnapshotID remembers an event id read from a snapshot; ids come oldest
+// first.
+func (d *draft) addSnapshotID(id string, seq uint64) error {
 	if id == "" {
 		return fmt.Errorf("empty id")
 	}
 	if err := checkString("id", id, MaxIDBytes, true); err != nil {
 		return err
 	}
-	if seq == 0 || seq > b.seq {
-		return fmt.Errorf("id %q: seq %d outside 1..%d", id, seq, b.seq)
+	if seq == 0 || seq > d.seq {
+		return fmt.Errorf("id %q: seq %d outside 1..%d", id, seq, d.seq)
 	}
-	if _, dup := b.seqs.Get(id); dup {
+	if _, dup := d.applied(id); dup {
 		return fmt.Errorf("id %q held twice", id)
 	}
-	b.seqs.Set(id, seq)
-	b.ring.Append(id)
+	d.addID(id, seq)
 	return nil
 }
 
-// state finishes the build.
-func (b *stateBuilder) state() (*State, error) {
-	if b.ws.Len() != b.wsRefs {
-		return nil, &CorruptionError{Kind: fmt.Sprintf(
-			"jobs list %d workspaces, the body holds %d", b.wsRefs, b.ws.Len())}
+// mergeIDs returns the ids of sorted and of added (unordered), ascending,
+// each once.
+func mergeIDs(sorted, added []string) []string {
+	if len(added) == 0 {
+		return sorted
+	}
+	slices.Sort(added)
+	out := make([]string, 0, len(sorted)+len(added))
+	i, k := 0, 0
+	for i < len(sorted) || k < len(added) {
+		var id string
+		switch {
+		case k == len(added) || (i < len(sorted) && sorted[i] < added[k]):
+			id, i = sorted[i], i+1
+		default:
+			id, k = added[k], k+1
+		}
+		if n := len(out); n == 0 || out[n-1] != id {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+// buildState makes the root from a build-mode draft, adding jobs and
+// workspaces in ascending id order. The draft must not be used after.
+func (d *draft) buildState() *State {
+	jobs := immutable.NewMapBuilder[string, *job](strHasher{})
+	jobIDs, finished := newIDSetBuilder(), newIDSetBuilder()
+	var byState [numJobStates]*idSetBuilder
+	for i := range byState {
+		byState[i] = newIDSetBuilder()
+	}
+	byLabel := map[string]*idSetBuilder{}
+	for _, id := range mergeIDs(d.order, d.added) {
+		j := d.jobs[id].cur
+		if j == nil {
+			continue
+		}
+		jobs.Set(id, j)
+		jobIDs.Set(id, struct{}{})
+		byState[j.state].Set(id, struct{}{})
+		for _, l := range j.labels {
+			k := l.key + ":" + l.value
+			m, ok := byLabel[k]
+			if !ok {
+				m = newIDSetBuilder()
+				byLabel[k] = m
+			}
+			m.Set(id, struct{}{})
+		}
+		if j.state.terminal() {
+			finished.Set(finishKey(j.finished, id), struct{}{})
+		}
+	}
+	ws := immutable.NewSortedMapBuilder[string, *workspace](strComparer{})
+	wsByState := [2]*idSetBuilder{newIDSetBuilder(), newIDSetBuilder()}
+	for _, id := range mergeIDs(d.wsOrd, d.wsAdd) {
+		if w := d.ws[id].cur; w != nil {
+			ws.Set(id, w)
+			wsByState[w.stateIndex()].Set(id, struct{}{})
+		}
 	}
 	labels := immutable.NewMapBuilder[string, *idSet](strHasher{})
-	for k, m := range b.byLabel {
+	for k, m := range byLabel {
 		labels.Set(k, m.Map())
 	}
-	ring := b.ring.List()
 	s := &State{
-		seq: b.seq, jobs: b.jobs.Map(),
-		indexes: &indexes{jobIDs: b.jobIDs.Map(), byLabel: labels.Map(),
-			finished: b.finished.Map(), ws: b.ws.Map()},
-		ids: idWindow{max: b.window, count: uint64(ring.Len()), seqs: b.seqs.Map(), ring: ring},
+		seq: d.seq, jobs: jobs.Map(),
+		indexes: &indexes{jobIDs: jobIDs.Map(), byLabel: labels.Map(),
+			finished: finished.Map(), ws: ws.Map()},
+		ids: d.ids,
 	}
 	for i := range s.byState {
-		s.byState[i] = b.byState[i].Map()
+		s.byState[i] = byState[i].Map()
 	}
 	for i := range s.wsByState {
-		s.wsByState[i] = b.wsByState[i].Map()
+		s.wsByState[i] = wsByState[i].Map()
 	}
-	return s, nil
+	d.jobs, d.ws = nil, nil
+	return s
 }
 
 // checkJob checks a decoded job's own consistency.

@@ -103,6 +103,8 @@ type Engine struct {
 	durable   chan *group // loop -> syncer, in seq order
 	loopDone  chan struct{}
 	syncDone  chan struct{}
+
+	draft *draft // the loop's alone: reused for every group
 }
 
 type request struct {

@@ -60,10 +60,11 @@ func (e *Engine) purges(cur *State) *request {
 	return &request{events: events, internal: true}
 }
 
-// runGroup prepares each request against the evolving state, writes the
-// records of those that passed with one Write, and hands the group to the
-// syncer. A refused request is answered at once: nothing of it is logged and
-// the state goes on from before it.
+// runGroup prepares each request in one draft over the evolving state,
+// writes the records of those that passed with one Write, commits the draft
+// into the next root and hands it to the syncer. A refused request is
+// answered at once: the draft is rolled back to before it, nothing of it is
+// logged, and the other requests go on.
 func (e *Engine) runGroup(cur *State, written uint64, reqs []*request) (*State, uint64) {
 	if err := e.Err(); err != nil {
 		for _, r := range reqs {
@@ -73,20 +74,29 @@ func (e *Engine) runGroup(cur *State, written uint64, reqs []*request) (*State, 
 	}
 	start := time.Now()
 	now := e.opts.Clock()
-	next, seq := cur, written
+	d := e.draft
+	if d == nil {
+		// The loop's draft and its id index (id -> window position) live
+		// as long as the loop; only the loop touches them.
+		d = newDraft(cur, cur.ids.indexIDs())
+		d.record = true
+		e.draft = d
+	}
+	d.reset(cur)
+	d.seq = written
 	var payloads [][]byte
 	accepted := reqs[:0:0]
 	for _, r := range reqs {
-		p, err := prepare(next, seq, r.events, now, r.internal)
+		p, err := d.prepare(r.events, now, r.internal)
 		if err != nil {
 			r.answer(err)
 			continue
 		}
-		next, seq = p.state, seq+uint64(len(p.payloads))
 		r.results = p.results
 		payloads = append(payloads, p.payloads...)
 		accepted = append(accepted, r)
 	}
+	next, seq := d.commit(), d.seq
 	if e.opts.OnApply != nil {
 		e.opts.OnApply(len(payloads), time.Since(start))
 	}

@@ -73,7 +73,7 @@ func (s *State) EncodeSnapshot(w io.Writer) error {
 		e.varint(w.allocated)
 		e.varint(w.released)
 	}
-	e.uvarint(uint64(s.ids.ring.Len()))
+	e.uvarint(uint64(s.ids.len()))
 	_ = s.ids.each(func(id string, seq uint64) error {
 		e.str(id)
 		e.uvarint(seq)
@@ -166,8 +166,17 @@ func (e *snapWriter) job(j *job) {
 // out of order, a workspace whose job does not list it, an attempt of an
 // undeclared step...) give a *CorruptionError with the body offset.
 func DecodeSnapshot(r io.Reader, seq uint64) (*State, error) {
+	b, err := decodeSnapshot(r, seq)
+	if err != nil {
+		return nil, err
+	}
+	return b.buildState(), nil
+}
+
+// decodeSnapshot reads a snapshot body into a draft in build mode.
+func decodeSnapshot(r io.Reader, seq uint64) (*draft, error) {
 	d := &snapReader{r: bufio.NewReaderSize(r, 64<<10)}
-	s, err := d.state(seq)
+	b, err := d.state(seq)
 	if err != nil {
 		var ce *CorruptionError
 		if errors.As(err, &ce) {
@@ -175,10 +184,10 @@ func DecodeSnapshot(r io.Reader, seq uint64) (*State, error) {
 		}
 		return nil, &CorruptionError{Offset: d.off, Kind: "read", Err: err}
 	}
-	return s, nil
+	return b, nil
 }
 
-func (d *snapReader) state(seq uint64) (*State, error) {
+func (d *snapReader) state(seq uint64) (*draft, error) {
 	if v := d.byte(); d.err == nil && v != snapshotVersion {
 		return nil, d.corrupt(fmt.Sprintf("unknown version %d", v))
 	}
@@ -192,12 +201,16 @@ func (d *snapReader) state(seq uint64) (*State, error) {
 	if d.err != nil {
 		return nil, d.err
 	}
-	b := newStateBuilder(seq, int(window))
+	b := newBuildDraft(seq, int(window))
 	if err := d.jobs(b); err != nil {
 		return nil, err
 	}
 	if err := d.workspaces(b); err != nil {
 		return nil, err
+	}
+	if len(b.ws) != b.wsRefs {
+		return nil, d.corrupt(fmt.Sprintf("jobs list %d workspaces, the body holds %d",
+			b.wsRefs, len(b.ws)))
 	}
 	if err := d.ids(b); err != nil {
 		return nil, err
@@ -205,10 +218,10 @@ func (d *snapReader) state(seq uint64) (*State, error) {
 	if _, err := d.r.ReadByte(); err != io.EOF {
 		return nil, d.corrupt("trailing bytes after the last id")
 	}
-	return b.state()
+	return b, nil
 }
 
-func (d *snapReader) jobs(b *stateBuilder) error {
+func (d *snapReader) jobs(b *draft) error {
 	n := d.uvarint()
 	prev := ""
 	for i := uint64(0); i < n && d.err == nil; i++ {
@@ -230,7 +243,7 @@ func (d *snapReader) jobs(b *stateBuilder) error {
 	return d.err
 }
 
-func (d *snapReader) workspaces(b *stateBuilder) error {
+func (d *snapReader) workspaces(b *draft) error {
 	n := d.uvarint()
 	prev := ""
 	for i := uint64(0); i < n && d.err == nil; i++ {
@@ -259,10 +272,10 @@ func (d *snapReader) workspaces(b *stateBuilder) error {
 	return d.err
 }
 
-func (d *snapReader) ids(b *stateBuilder) error {
+func (d *snapReader) ids(b *draft) error {
 	n := d.uvarint()
-	if d.err == nil && n > uint64(b.window) {
-		return d.corrupt(fmt.Sprintf("%d ids, more than the window %d", n, b.window))
+	if d.err == nil && n > uint64(b.ids.max) {
+		return d.corrupt(fmt.Sprintf("%d ids, more than the window %d", n, b.ids.max))
 	}
 	for i := uint64(0); i < n && d.err == nil; i++ {
 		start := d.off
@@ -270,7 +283,7 @@ func (d *snapReader) ids(b *stateBuilder) error {
 		if d.err != nil {
 			break
 		}
-		if err := b.addID(id, seq); err != nil {
+		if err := b.addSnapshotID(id, seq); err != nil {
 			return &CorruptionError{Offset: start, Kind: "event id", Err: err}
 		}
 	}

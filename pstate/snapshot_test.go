@@ -86,10 +86,7 @@ func checkInvariants(t tb, s *State) {
 	if s.ws.Len() != wsRefs || s.wsByState[0].Len()+s.wsByState[1].Len() != wsRefs {
 		t.Fatalf("%d workspaces, %d listed by jobs", s.ws.Len(), wsRefs)
 	}
-	if s.ids.seqs.Len() != s.ids.ring.Len() || s.ids.ring.Len() > s.ids.max {
-		t.Fatalf("id window: %d ids, ring %d, max %d", s.ids.seqs.Len(), s.ids.ring.Len(),
-			s.ids.max)
-	}
+	checkWindow(t, &s.ids)
 }
 
 func TestSnapshotRoundTrip(t *testing.T) {
@@ -161,4 +158,29 @@ func FuzzDecodeSnapshot(f *testing.F) {
 			t.Fatal("accepted snapshot does not encode back to its bytes")
 		}
 	})
+}
+
+// checkWindow checks the id window: at most max ids, each once, seqs
+// ascending, chunks covering [start, end), and each id found by a lookup.
+func checkWindow(t tb, w *idWindow) {
+	t.Helper()
+	if w.len() > w.max || w.start < w.base || w.start-w.base >= idChunkSize && w.len() > 0 {
+		t.Fatalf("id window: start %d end %d base %d max %d", w.start, w.end, w.base, w.max)
+	}
+	if need := (w.end - w.base + idChunkSize - 1) / idChunkSize; uint64(len(w.chunks)) < need {
+		t.Fatalf("id window: %d chunks for %d positions", len(w.chunks), w.end-w.base)
+	}
+	seen := map[string]bool{}
+	var prev uint64
+	for pos := w.start; pos < w.end; pos++ {
+		id, seq := w.at(pos)
+		if seen[id] || seq <= prev {
+			t.Fatalf("id window: %q at %d (seq %d after %d) twice or out of order", id, pos,
+				seq, prev)
+		}
+		seen[id], prev = true, seq
+		if got, ok := w.find(id); !ok || got != seq {
+			t.Fatalf("id window: find(%q) = %d, %v; want %d", id, got, ok, seq)
+		}
+	}
 }

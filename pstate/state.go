@@ -186,11 +186,13 @@ func (s *State) Seq() uint64 { return s.seq }
 func (s *State) IDWindow() int { return s.ids.max }
 
 // Applied returns the seq of the event with id, if it is still remembered.
+// It looks through the window's chunks, O(IDWindow/1024): the engine and
+// Recovery answer duplicates from an index of their own.
 func (s *State) Applied(id string) (seq uint64, ok bool) {
 	if id == "" {
 		return 0, false
 	}
-	return s.ids.seqs.Get(id)
+	return s.ids.find(id)
 }
 
 // Counts holds how many jobs and workspaces are in each state; its JSON is
