@@ -24,9 +24,9 @@ type view interface {
 	getWS(id string) (*workspace, bool)
 }
 
-func (s *State) getJob(id string) (*job, bool)       { return s.jobs.Get(id) }
+func (s *State) getJob(id string) (*job, bool)      { return s.jobs.Get(id) }
 func (s *State) getWS(id string) (*workspace, bool) { return s.ws.Get(id) }
-func (d *draft) getJob(id string) (*job, bool)       { return d.job(id) }
+func (d *draft) getJob(id string) (*job, bool)      { return d.job(id) }
 func (d *draft) getWS(id string) (*workspace, bool) { return d.workspace(id) }
 
 // conflict checks that a well-formed e fits the state. It returns the job
