@@ -3,7 +3,9 @@ package pstate
 import (
 	"bytes"
 	"fmt"
+	"sync"
 	"time"
+	"unsafe"
 )
 
 // DecodeEvents parses a request body: one event object, or {"events": [...]}
@@ -19,7 +21,9 @@ import (
 // It reads the body in one pass (jsonscan.go): no tree, no recursion, one
 // allocation per string kept in an event.
 func DecodeEvents(body []byte) ([]Event, error) {
-	s := jsonScanner{b: body}
+	s := scanners.Get().(*jsonScanner)
+	defer s.release()
+	s.b = body
 	if s.peek() != '{' {
 		return nil, s.wrongType("not a JSON object")
 	}
@@ -31,7 +35,7 @@ func DecodeEvents(body []byte) ([]Event, error) {
 			return nil, err
 		}
 		if string(k) == "events" {
-			events, err := decodeBatch(&s)
+			events, err := decodeBatch(s)
 			if err != nil {
 				return nil, err
 			}
@@ -40,10 +44,23 @@ func DecodeEvents(body []byte) ([]Event, error) {
 	}
 	s.pos = start
 	events := make([]Event, 1)
-	if err := decodeEvent(&s, &events[0]); err != nil {
+	if err := decodeEvent(s, &events[0]); err != nil {
 		return nil, err
 	}
 	return events, s.end()
+}
+
+// scanners keeps scanners with their scratch space between calls.
+var scanners = sync.Pool{New: func() any { return new(jsonScanner) }}
+
+// release returns s to the pool, keeping its scratch space unless a large
+// body made it grow.
+func (s *jsonScanner) release() {
+	if cap(s.buf)+cap(s.arena) > 64<<10 || cap(s.refs) > 1024 {
+		return
+	}
+	*s = jsonScanner{buf: s.buf[:0], arena: s.arena[:0], refs: s.refs[:0]}
+	scanners.Put(s)
 }
 
 // decodeBatch reads {"events": [...]} after its key and the closing brace.
@@ -59,8 +76,9 @@ func decodeBatch(s *jsonScanner) ([]Event, error) {
 	if s.peek() == ']' {
 		return nil, s.fail(fmt.Sprintf("0 events; a batch holds 1 to %d", MaxBatchEvents))
 	}
-	// Every event has a "type"; counting them sizes the slice in one go.
-	n := min(max(bytes.Count(s.b, []byte(`"type"`)), 1), MaxBatchEvents)
+	// Every event is an object: counting the braces sizes the slice in one
+	// go (a few too many for labels is cheaper than growing it).
+	n := min(max(bytes.Count(s.b, []byte("{"))-1, 1), MaxBatchEvents)
 	events := make([]Event, 0, n)
 	for more := true; more; {
 		if len(events) == MaxBatchEvents {
@@ -100,6 +118,7 @@ func decodeEvent(s *jsonScanner, e *Event) error {
 		return s.wrongType("not a JSON object")
 	}
 	s.pos++
+	s.arena, s.refs = s.arena[:0], s.refs[:0]
 	var keys uint32
 	more := s.peek() != '}'
 	if !more {
@@ -129,6 +148,10 @@ func decodeEvent(s *jsonScanner, e *Event) error {
 		if more, err = s.next('}'); err != nil {
 			return err
 		}
+	}
+
+	if err := settle(s, e); err != nil {
+		return err
 	}
 
 	// A zero value (exit_code 0) is present in JSON though not in the
@@ -173,34 +196,14 @@ func unknownField(index int, k []byte) error {
 // decodeField reads the value of one field, named by its bit (or typeKey),
 // into e. It checks what JSON alone decides (types, nulls, empty strings,
 // integer ranges, the time's syntax); checkEvent checks the limits after.
+// Strings other than the type, the status and the id go to the event's
+// arena (see keep) and reach e in settle.
 func decodeField(s *jsonScanner, e *Event, bit uint32) error {
-	var dst *string
 	switch bit {
-	case typeKey:
-		v, err := s.text()
-		if err != nil {
-			return err
-		}
-		e.Type = internType(v)
-		return nil
-	case fTime:
-		v, err := s.text()
-		if err != nil {
-			return err
-		}
-		t, err := time.Parse(time.RFC3339Nano, string(v))
-		if err != nil {
-			return s.fail("not an RFC 3339 time")
-		}
-		if t.IsZero() {
-			return s.fail("out of range (years 1678 to 2261)")
-		}
-		e.Time = t.UTC()
-		return nil
 	case fLabels:
-		return decodeLabels(s, e)
+		return decodeLabels(s)
 	case fSteps:
-		return decodeSteps(s, e)
+		return decodeSteps(s)
 	case fAttempt:
 		n, err := s.int(1, MaxAttempt)
 		e.Attempt = n
@@ -209,37 +212,102 @@ func decodeField(s *jsonScanner, e *Event, bit uint32) error {
 		n, err := s.int(minExitCode, maxExitCode)
 		e.ExitCode = n
 		return err
-	case fStatus:
-		v, err := s.text()
-		if err != nil {
-			return err
-		}
-		e.Status = internStatus(v)
-		return nil
-	case fID:
-		dst = &e.ID
-	case fJobID:
-		dst = &e.JobID
-	case fName:
-		dst = &e.Name
-	case fWorker:
-		dst = &e.Worker
-	case fStep:
-		dst = &e.Step
-	case fReason:
-		dst = &e.Reason
-	case fWorkspaceID:
-		dst = &e.WorkspaceID
-	case fPath:
-		dst = &e.Path
-	default:
-		panic(fmt.Sprintf("pstate: no decoder for field bit %#x", bit))
 	}
 	v, err := s.text()
 	if err != nil {
 		return err
 	}
-	*dst = string(v)
+	switch bit {
+	case typeKey:
+		e.Type = internType(v)
+	case fStatus:
+		e.Status = internStatus(v)
+	case fID:
+		// The id outlives the event in the window of applied ids; a string
+		// of its own keeps the rest of the event's strings from living as
+		// long.
+		e.ID = string(v)
+	case fTime:
+		// NB: the string aliases v only for the call: time.Time keeps no
+		// reference to it, and the error (which would) is dropped.
+		t, err := time.Parse(time.RFC3339Nano, unsafe.String(unsafe.SliceData(v), len(v)))
+		if err != nil {
+			return s.fail("not an RFC 3339 time")
+		}
+		if t.IsZero() {
+			return s.fail("out of range (years 1678 to 2261)")
+		}
+		e.Time = t.UTC()
+	default:
+		if stringField(e, bit) == nil {
+			panic(fmt.Sprintf("pstate: no decoder for field bit %#x", bit))
+		}
+		s.keep(bit, v)
+	}
+	return nil
+}
+
+// stringField points at the string field of e that bit names, nil when the
+// field is not a plain string.
+func stringField(e *Event, bit uint32) *string {
+	switch bit {
+	case fJobID:
+		return &e.JobID
+	case fName:
+		return &e.Name
+	case fWorker:
+		return &e.Worker
+	case fStep:
+		return &e.Step
+	case fReason:
+		return &e.Reason
+	case fWorkspaceID:
+		return &e.WorkspaceID
+	case fPath:
+		return &e.Path
+	}
+	return nil
+}
+
+// settle gives e the strings kept while reading it: they share one
+// allocation, which lives as long as the longest-lived of them; an event's
+// strings mostly live and die together (a job keeps its id, name, steps and
+// labels). It refuses a label key given twice.
+func settle(s *jsonScanner, e *Event) error {
+	if len(s.refs) == 0 {
+		return nil
+	}
+	all := string(s.arena)
+	var steps, labels int
+	for _, r := range s.refs {
+		switch r.bit {
+		case fSteps:
+			steps++
+		case fLabels:
+			labels++
+		}
+	}
+	if steps > 0 {
+		e.Steps = make([]string, 0, steps)
+	}
+	if labels > 0 {
+		e.Labels = make(map[string]string, labels)
+	}
+	for _, r := range s.refs {
+		v := all[r.off : r.off+r.n]
+		switch r.bit {
+		case fSteps:
+			e.Steps = append(e.Steps, v)
+		case fLabels:
+			if _, dup := e.Labels[v]; dup {
+				return &InputError{Index: s.index, Field: "labels",
+					Message: fmt.Sprintf("label %q given twice", v)}
+			}
+			e.Labels[v] = all[r.voff : r.voff+r.vn]
+		default:
+			*stringField(e, r.bit) = v
+		}
+	}
 	return nil
 }
 
@@ -264,8 +332,9 @@ func internStatus(v []byte) string {
 	return string(v)
 }
 
-// decodeLabels reads an object of strings; {} reads as no labels.
-func decodeLabels(s *jsonScanner, e *Event) error {
+// decodeLabels reads an object of strings into the arena; {} reads as no
+// labels.
+func decodeLabels(s *jsonScanner) error {
 	const want = "must be an object of strings"
 	if s.peek() != '{' {
 		return s.wrongType(want)
@@ -280,10 +349,11 @@ func decodeLabels(s *jsonScanner, e *Event) error {
 		if err != nil {
 			return err
 		}
-		key := string(k)
+		// Keep the key before reading the value: k may alias s.buf.
+		s.keep(fLabels, k)
 		if s.peek() != '"' {
 			if s.isNull() {
-				return s.fail(fmt.Sprintf("label %q must not be null", key))
+				return s.fail(fmt.Sprintf("label %q must not be null", k))
 			}
 			return s.wrongType(want)
 		}
@@ -291,13 +361,7 @@ func decodeLabels(s *jsonScanner, e *Event) error {
 		if err != nil {
 			return err
 		}
-		if e.Labels == nil {
-			e.Labels = make(map[string]string, 4)
-		}
-		if _, dup := e.Labels[key]; dup {
-			return s.fail(fmt.Sprintf("label %q given twice", key))
-		}
-		e.Labels[key] = string(v)
+		s.keepLabelValue(v)
 		if more, err = s.next('}'); err != nil {
 			return err
 		}
@@ -305,8 +369,8 @@ func decodeLabels(s *jsonScanner, e *Event) error {
 	return nil
 }
 
-// decodeSteps reads a non-empty array of strings.
-func decodeSteps(s *jsonScanner, e *Event) error {
+// decodeSteps reads a non-empty array of strings into the arena.
+func decodeSteps(s *jsonScanner) error {
 	const want = "must be an array of strings"
 	if s.peek() != '[' {
 		return s.wrongType(want)
@@ -317,7 +381,6 @@ func decodeSteps(s *jsonScanner, e *Event) error {
 		s.pos++
 		return s.fail("must declare at least one step")
 	}
-	steps := s.strs[:0]
 	for more {
 		if s.peek() != '"' {
 			return s.wrongType(want)
@@ -326,13 +389,10 @@ func decodeSteps(s *jsonScanner, e *Event) error {
 		if err != nil {
 			return err
 		}
-		steps = append(steps, string(v))
+		s.keep(fSteps, v)
 		if more, err = s.next(']'); err != nil {
 			return err
 		}
 	}
-	s.strs = steps
-	e.Steps = append([]string(nil), steps...)
-	clear(steps)
 	return nil
 }

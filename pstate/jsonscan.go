@@ -26,7 +26,30 @@ type jsonScanner struct {
 	index int      // the event being read, for errors
 	field string   // the field being read, for errors
 	buf   []byte   // unescaped string content, reused
-	strs  []string // array items, reused
+	arena []byte   // the kept strings of the event being read
+	refs  []strRef // where each kept string goes
+}
+
+// strRef places a string kept in the arena: the field it belongs to (a
+// step for fSteps, a label's key for fLabels, its value at voff), its
+// offset and length.
+type strRef struct {
+	bit      uint32
+	off, n   int
+	voff, vn int
+}
+
+// keep appends v to the arena for the field bit.
+func (s *jsonScanner) keep(bit uint32, v []byte) {
+	s.refs = append(s.refs, strRef{bit: bit, off: len(s.arena), n: len(v)})
+	s.arena = append(s.arena, v...)
+}
+
+// keepLabelValue appends the value of the label kept last.
+func (s *jsonScanner) keepLabelValue(v []byte) {
+	r := &s.refs[len(s.refs)-1]
+	r.voff, r.vn = len(s.arena), len(v)
+	s.arena = append(s.arena, v...)
 }
 
 // fail is a refusal of the current field of the current event.
