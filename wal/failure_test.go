@@ -187,6 +187,7 @@ func TestFaultAtEveryTruncationOp(t *testing.T) {
 		checkRecords(t, recs[:acked-9], 10, acked)
 		mustClose(t, l)
 		if terr == nil && int64(k) >= used {
+			t.Logf("failed each of %d operations", k)
 			return
 		}
 	}

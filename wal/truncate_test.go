@@ -1,6 +1,7 @@
 package wal
 
 import (
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"sync"
@@ -80,9 +81,27 @@ func TestTruncateBasesTheLog(t *testing.T) {
 	}
 }
 
+// truncatorOp reports whether op is a truncation's fsync or rename of its
+// temp file rather than a sync round's fsync of it. NB: no sync round runs
+// while nothing waits, so the test's appends at the truncation's steps
+// see flushMu free; a hook that appended inside a sync round would wait
+// for that round and hang.
+func truncatorOp(l *Log, op vfs.Op, p string) bool {
+	if p != testDir+"/"+tmpName || (op != vfs.OpSync && op != vfs.OpRename) {
+		return false
+	}
+	if !l.flushMu.TryLock() {
+		return false
+	}
+	l.flushMu.Unlock()
+	return true
+}
+
 // TestTruncateCrashAtEveryOp takes a crash clone at the k-th filesystem
-// operation, for every k, while a truncation runs beside an appender and
-// appends go on after it; each clone must recover every answered record.
+// operation, for every k, of a truncation during which records are
+// appended at each step (before the writes go to both files, while they
+// do, just before the rename) and of the appends after it. Each clone
+// must recover every record answered before it was taken.
 func TestTruncateCrashAtEveryOp(t *testing.T) {
 	const keep = 20
 	for k := int64(1); ; k++ {
@@ -92,7 +111,8 @@ func TestTruncateCrashAtEveryOp(t *testing.T) {
 
 		var acked atomic.Uint64
 		acked.Store(30)
-		var ops atomic.Int64
+		appendSome := func() { storeMax(&acked, appendN(t, l, 3)) }
+		var ops, tmpSyncs atomic.Int64
 		var clone *vfs.Mem
 		var cloneAcked uint64
 		var cloneOp string
@@ -104,36 +124,25 @@ func TestTruncateCrashAtEveryOp(t *testing.T) {
 				clone = m.Crash()
 				cloneOp = op.String() + " " + p
 			}
+			if !truncatorOp(l, op, p) {
+				return nil
+			}
+			if op == vfs.OpRename || tmpSyncs.Add(1) <= 2 {
+				appendSome()
+			}
 			return nil
 		})
-
-		stop := make(chan struct{})
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			for i := 0; ; i++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				_, last, err := l.Append([][]byte{testPayload(l.NextSeq())})
-				if err != nil {
-					t.Error(err)
-					return
-				}
-				storeMax(&acked, last)
-			}
-		}()
 		if err := l.TruncateBefore(keep); err != nil {
 			t.Fatal(err)
 		}
-		close(stop)
-		<-done
-		storeMax(&acked, appendN(t, l, 3))
+		appendSome()
 		mustClose(t, l)
 		m.SetOnOp(nil)
 		if clone == nil {
+			if k < 40 {
+				t.Fatalf("only %d operations in a truncation", k-1)
+			}
+			t.Logf("crashed at each of %d operations", k-1)
 			return
 		}
 
@@ -284,7 +293,8 @@ func TestAnswerAfterSwapWaitsForDirSync(t *testing.T) {
 	defer mustClose(t, l)
 	appendN(t, l, 10)
 
-	var calls atomic.Int32
+	var truncatorCalls atomic.Int32
+	var secondOnce sync.Once
 	swapped := make(chan struct{})
 	second := make(chan struct{})
 	answered := make(chan uint64, 1)
@@ -294,31 +304,39 @@ func TestAnswerAfterSwapWaitsForDirSync(t *testing.T) {
 		if op != vfs.OpSyncDir {
 			return nil
 		}
-		switch calls.Add(1) {
-		case 1: // the truncation's, after its rename
+		// NB: a sync round holds flushMu; the truncation does not.
+		if !l.flushMu.TryLock() {
+			secondOnce.Do(func() { close(second) })
+			return nil
+		}
+		l.flushMu.Unlock()
+		if truncatorCalls.Add(1) == 1 {
 			close(swapped)
 			select {
 			case seq := <-answered:
 				cloneSeq, clone = seq, m.Crash()
 			case <-second:
 			}
-		case 2:
-			close(second)
 		}
 		return nil
 	})
 	appended := make(chan error)
+	truncated := make(chan struct{})
 	go func() {
-		<-swapped
+		select {
+		case <-swapped:
+		case <-truncated:
+			appended <- errors.New("the truncation did not fsync the directory")
+			return
+		}
 		_, last, err := l.Append([][]byte{testPayload(11)})
 		answered <- last
 		appended <- err
 	}()
-	if err := l.TruncateBefore(5); err != nil {
-		t.Fatal(err)
-	}
-	if err := <-appended; err != nil {
-		t.Fatal(err)
+	terr := l.TruncateBefore(5)
+	close(truncated)
+	if err := <-appended; err != nil || terr != nil {
+		t.Fatalf("append: %v; truncate: %v", err, terr)
 	}
 	m.SetOnOp(nil)
 	if clone == nil {
@@ -343,14 +361,7 @@ func TestWritesDuringTruncationAreKept(t *testing.T) {
 
 	var tmpSyncs atomic.Int32
 	m.SetOnOp(func(op vfs.Op, p string) error {
-		switch {
-		case op == vfs.OpSync && p == testDir+"/"+tmpName:
-			// The truncation's own fsyncs of the temp file are the first
-			// two: no sync round runs while nothing waits.
-			if n := tmpSyncs.Add(1); n <= 2 {
-				appendN(t, l, 5)
-			}
-		case op == vfs.OpRename && p == testDir+"/"+tmpName:
+		if truncatorOp(l, op, p) && (op == vfs.OpRename || tmpSyncs.Add(1) <= 2) {
 			appendN(t, l, 5)
 		}
 		return nil
