@@ -15,8 +15,8 @@ import (
 // data after the body's value and values over their limits are refused with
 // an *InputError naming the event's index and the field; a refusal for bytes
 // that are not JSON also gives the byte offset. A \u escape of a surrogate
-// that does not pair decodes to U+FFFD, as encoding/json does. The caller
-// bounds the body's size.
+// that does not pair is refused too (encoding/json made it U+FFFD, so ids
+// differing only there read as one). The caller bounds the body's size.
 //
 // It reads the body in one pass (jsonscan.go), with no tree and no
 // recursion. An accepted event costs three allocations or so: its id, one

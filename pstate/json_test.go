@@ -7,10 +7,12 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"unicode/utf16"
+	"unicode/utf8"
 )
 
 // oracleDecodeEvents is what DecodeEvents must do: the old decoder, plus
-// the two refusals it lacked and DecodeEvents makes on purpose.
+// the three refusals it lacked and DecodeEvents makes on purpose.
 //
 //   - A key given twice in one object: encoding/json keeps the last value,
 //     so {"job_id":"a","job_id":"b"} was read as job "b", and a bad first
@@ -19,11 +21,44 @@ import (
 //   - A null label value: encoding/json leaves a string untouched on null,
 //     so {"labels":{"a":null}} was read as the label a="", though null is
 //     refused everywhere else. DecodeEvents refuses it, naming "labels".
+//   - A \u escape of a surrogate that does not pair: encoding/json made it
+//     U+FFFD, so job ids "\ud800" and "\udc00" were the same job.
+//     DecodeEvents refuses it, naming the field.
 func oracleDecodeEvents(body []byte) ([]Event, error) {
 	if reason := stricterRefusal(body); reason != "" {
 		return nil, &InputError{Message: reason}
 	}
+	if unpairedSurrogate(body) {
+		return nil, &InputError{Message: "unpaired surrogate"}
+	}
 	return oldDecodeEvents(body)
+}
+
+// unpairedSurrogate reports whether a string in body holds a \u escape of
+// a surrogate not followed by the escape of its other half.
+func unpairedSurrogate(body []byte) bool {
+	in := false
+	for i := 0; i < len(body); i++ {
+		switch {
+		case body[i] == '"':
+			in = !in
+		case in && body[i] == '\\':
+			r, ok := hex4(body, i)
+			if !ok {
+				i++ // skip the escaped byte
+				continue
+			}
+			if utf16.IsSurrogate(r) {
+				r2, ok := hex4(body, i+6)
+				if !ok || utf16.DecodeRune(r, r2) == utf8.RuneError {
+					return true
+				}
+				i += 6
+			}
+			i += 5
+		}
+	}
+	return false
 }
 
 // stricterRefusal walks the tokens of body and reports a duplicate key in
@@ -247,6 +282,17 @@ func TestDecodeEventsDiff(t *testing.T) {
 			t.Fatalf("the oracle accepts %s", c)
 		}
 	}
+	for _, c := range []string{`"\ud800"`, `"\udc00"`, `"\ud800\u0041"`, `"\ud83d\ud83d"`,
+		`"\\\ud800"`, `"\ud800\\udc00"`} {
+		if !unpairedSurrogate([]byte(c)) {
+			t.Fatalf("no unpaired surrogate found in %s", c)
+		}
+	}
+	for _, c := range []string{`"\ud83d\ude00"`, `"\\ud800"`, `"\uD83D\uDE00\u00e9"`, `"\\"`} {
+		if unpairedSurrogate([]byte(c)) {
+			t.Fatalf("an unpaired surrogate found in %s", c)
+		}
+	}
 }
 
 func TestDecodeEventsStrict(t *testing.T) {
@@ -282,8 +328,10 @@ func TestDecodeEventsStrict(t *testing.T) {
 		{"batch too long", `{"events":[` + strings.Repeat(`{"type":"job.purged","job_id":"j"},`,
 			MaxBatchEvents) + `{}]}`, 0, "events", "more than 1000"},
 		{"events in event", `{"type":"job.purged","events":[]}`, 0, "events", "a batch"},
-		{"lone surrogate", `{"type":"job.purged","job_id":"\udc00\u0001"}`, 0, "job_id",
-			"control character"},
+		{"lone surrogate", `{"type":"job.purged","job_id":"ab\udc00"}`, 0, "job_id",
+			`unpaired surrogate \udc00 at byte 33`},
+		{"surrogate in key", `{"type":"job.purged","\ud800":"j"}`, 0, "",
+			"unpaired surrogate"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -301,7 +349,7 @@ func TestDecodeEventsStrict(t *testing.T) {
 
 func TestDecodeEventsEscapes(t *testing.T) {
 	body := `{"type":"job.finished","job_id":"j\u00e9\ud83d\ude00","status":"failed",` +
-		`"reason":"\ud800|\udc00|\ud800\u0041|\ud83d\ud83d\ude00|\/\"\\\b\f\n\r\t"}`
+		`"reason":"\uD83D\uDE00|\u0041|\/\"\\\b\f\n\r\t|\ufffd"}`
 	got, err := DecodeEvents([]byte(body))
 	if err != nil {
 		t.Fatal(err)
@@ -309,7 +357,16 @@ func TestDecodeEventsEscapes(t *testing.T) {
 	if got[0].JobID != "jé😀" {
 		t.Fatalf("job_id %q", got[0].JobID)
 	}
-	if want := "\ufffd|\ufffd|\ufffdA|\ufffd😀|/\"\\\b\f\n\r\t"; got[0].Reason != want {
+	if want := "😀|A|/\"\\\b\f\n\r\t|\ufffd"; got[0].Reason != want {
 		t.Fatalf("reason %q, want %q", got[0].Reason, want)
+	}
+	for _, bad := range []string{`\ud800`, `\udc00`, `\ud800\u0041`, `\udc00\ud800`,
+		`\ud83d\ud83d\ude00`, `\ud800\u00zz`, `\ud800\\u0041`} {
+		body := `{"type":"job.finished","job_id":"j","status":"failed","reason":"x` + bad + `"}`
+		_, err := DecodeEvents([]byte(body))
+		var ie *InputError
+		if !errors.As(err, &ie) || ie.Field != "reason" {
+			t.Fatalf("%s: err = %v, want a refusal of field reason", bad, err)
+		}
 	}
 }

@@ -13,10 +13,10 @@ import (
 // It never looks at a value it is going to refuse, so deep nesting, huge
 // numbers and long garbage cost at most one forward scan.
 //
-// Strings follow RFC 8259 and encoding/json exactly: the escapes \" \\ \/
-// \b \f \n \r \t and \uXXXX; a \u surrogate pair becomes its rune, and a
-// lone or mismatched surrogate becomes U+FFFD, as encoding/json does. Raw
-// bytes must be valid UTF-8 and not control characters.
+// Strings follow RFC 8259: the escapes \" \\ \/ \b \f \n \r \t and \uXXXX;
+// a \u surrogate pair becomes its rune, and a lone or mismatched surrogate
+// is refused (encoding/json makes it U+FFFD). Raw bytes must be valid UTF-8
+// and not control characters.
 //
 // Every error is an *InputError carrying the event's index and the field
 // being read; syntax errors give the byte offset.
@@ -243,25 +243,26 @@ func (s *jsonScanner) escape(i int) (int, error) {
 }
 
 // escapeU handles \uXXXX at b[i], and the low half of a surrogate pair
-// right after it. NB: like encoding/json, a surrogate that does not pair
-// becomes U+FFFD and the escape after it is read on its own.
+// right after it. A surrogate that does not pair is refused: encoding/json
+// turns it into U+FFFD, so ids differing only there would read as one.
 func (s *jsonScanner) escapeU(i int) (int, error) {
 	r, ok := hex4(s.b, i)
 	if !ok {
 		s.pos = i
 		return 0, s.syntax(`\u and four hex digits`)
 	}
-	n := 6
-	if utf16.IsSurrogate(r) {
-		r2, ok := hex4(s.b, i+6)
-		if d := utf16.DecodeRune(r, r2); ok && d != utf8.RuneError {
-			r, n = d, 12
-		} else {
-			r = utf8.RuneError
-		}
+	if !utf16.IsSurrogate(r) {
+		s.buf = utf8.AppendRune(s.buf, r)
+		return 6, nil
 	}
-	s.buf = utf8.AppendRune(s.buf, r)
-	return n, nil
+	r2, ok := hex4(s.b, i+6)
+	d := utf16.DecodeRune(r, r2)
+	if !ok || d == utf8.RuneError {
+		s.pos = i
+		return 0, s.fail(fmt.Sprintf("unpaired surrogate %s at byte %d", s.b[i:i+6], i))
+	}
+	s.buf = utf8.AppendRune(s.buf, d)
+	return 12, nil
 }
 
 // hex4 reads \uXXXX at b[i].
