@@ -272,10 +272,10 @@ func stringField(e *Event, bit uint32) *string {
 	return nil
 }
 
-// settle gives e the strings kept while reading it: they share one
+// settle gives e the strings kept while reading it. They share one
 // allocation, which lives as long as the longest-lived of them; an event's
-// strings mostly live and die together (a job keeps its id, name, steps and
-// labels). It refuses a label key given twice.
+// strings mostly live and die together (a job keeps its job_id, name, steps
+// and labels). It refuses a label key given twice.
 func settle(s *jsonScanner, e *Event) error {
 	if len(s.refs) == 0 {
 		return nil

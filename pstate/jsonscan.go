@@ -10,7 +10,7 @@ import (
 // building a tree or recursing: the shapes DecodeEvents accepts are at most
 // four levels deep ({"events": [{"labels": {...}}]}), so the caller asks
 // for the value it expects next and anything else is refused on the spot.
-// It never looks at a value it is going to refuse, so deep nesting, huge
+// It stops at the first byte that decides a refusal, so deep nesting, huge
 // numbers and long garbage cost at most one forward scan.
 //
 // Strings follow RFC 8259: the escapes \" \\ \/ \b \f \n \r \t and \uXXXX;
