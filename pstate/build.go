@@ -71,6 +71,11 @@ func (d *draft) addSnapshotID(id string, seq uint64) error {
 	if seq == 0 || seq > d.seq {
 		return fmt.Errorf("id %q: seq %d outside 1..%d", id, seq, d.seq)
 	}
+	if d.ids.len() > 0 {
+		if _, last := d.ids.at(d.ids.end - 1); seq <= last {
+			return fmt.Errorf("id %q: seq %d not above the previous id's %d", id, seq, last)
+		}
+	}
 	if _, dup := d.applied(id); dup {
 		return fmt.Errorf("id %q held twice", id)
 	}

@@ -132,6 +132,9 @@ func (d *draft) entry(id string) (jobEntry, bool) {
 // must exist. attempts and workspaces say which slices will change.
 func (d *draft) touch(id string, attempts, workspaces bool) *job {
 	e, had := d.entry(id)
+	if had && (e.attOwned || !attempts) && (e.wsOwned || !workspaces) {
+		return e.cur // the common case in a long group: nothing to copy
+	}
 	if !had {
 		e.old, _ = d.base.jobs.Get(id)
 		c := *e.old

@@ -1,6 +1,7 @@
 package pstate
 
 import (
+	"bytes"
 	"fmt"
 	"slices"
 	"testing"
@@ -200,4 +201,38 @@ func TestApplyForksShareNothing(t *testing.T) {
 		}
 		checkInvariants(t, c.s)
 	}
+}
+
+// TestPropertyRecovery: a Recovery from a snapshot at any prefix, from the
+// empty state, or from a state with jobs (committing every few records),
+// replaying the log from any earlier point, ends at the live state.
+func TestPropertyRecovery(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		live, log, window := stream(t)
+		replay := func(r *Recovery, from int) *State {
+			for i := from; i < len(log); i++ {
+				if err := r.Replay(uint64(i+1), log[i]); err != nil {
+					t.Fatal(err)
+				}
+			}
+			return r.State()
+		}
+		k := rapid.IntRange(0, len(log)).Draw(t, "prefix")
+		prefix := replayRecords(t, NewStateWithIDWindow(window), log[:k], 0)
+		r, err := DecodeRecovery(bytes.NewReader(snapshotBytes(t, prefix)), prefix.Seq())
+		if err != nil {
+			t.Fatal(err)
+		}
+		from := rapid.IntRange(0, k).Draw(t, "replay from")
+		assertSameState(t, replay(r, from), live)
+		assertSameState(t, replay(NewRecovery(NewStateWithIDWindow(window)), 0), live)
+
+		r = NewRecovery(prefix)
+		r.group = rapid.IntRange(1, 5).Draw(t, "group")
+		got := replay(r, from)
+		assertSameState(t, got, live)
+		if r.Replay(got.Seq()+1, nil) == nil || r.State() != got {
+			t.Fatal("a recovery went on after State")
+		}
+	})
 }

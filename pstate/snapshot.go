@@ -175,7 +175,7 @@ func DecodeSnapshot(r io.Reader, seq uint64) (*State, error) {
 
 // decodeSnapshot reads a snapshot body into a draft in build mode.
 func decodeSnapshot(r io.Reader, seq uint64) (*draft, error) {
-	d := &snapReader{r: bufio.NewReaderSize(r, 64<<10)}
+	d := newSnapReader(r)
 	b, err := d.state(seq)
 	if err != nil {
 		var ce *CorruptionError
@@ -215,8 +215,12 @@ func (d *snapReader) state(seq uint64) (*draft, error) {
 	if err := d.ids(b); err != nil {
 		return nil, err
 	}
-	if _, err := d.r.ReadByte(); err != io.EOF {
+	if d.fill(1) {
 		return nil, d.corrupt("trailing bytes after the last id")
+	}
+	if d.rerr != io.EOF {
+		d.readErr(d.rerr)
+		return nil, d.err
 	}
 	return b, nil
 }
@@ -248,7 +252,8 @@ func (d *snapReader) workspaces(b *draft) error {
 	prev := ""
 	for i := uint64(0); i < n && d.err == nil; i++ {
 		start := d.off
-		w := &workspace{id: d.str(MaxIDBytes), jobID: d.str(MaxIDBytes), path: d.str(MaxPathBytes)}
+		w := &workspace{id: d.str(MaxIDBytes, false), jobID: d.str(MaxIDBytes, false),
+			path: d.str(MaxPathBytes, false)}
 		switch d.byte() {
 		case 0:
 		case 1:
@@ -279,7 +284,7 @@ func (d *snapReader) ids(b *draft) error {
 	}
 	for i := uint64(0); i < n && d.err == nil; i++ {
 		start := d.off
-		id, seq := d.str(MaxIDBytes), d.uvarint()
+		id, seq := d.str(MaxIDBytes, false), d.uvarint()
 		if d.err != nil {
 			break
 		}
@@ -288,156 +293,4 @@ func (d *snapReader) ids(b *draft) error {
 		}
 	}
 	return d.err
-}
-
-// snapReader reads the body; the first error sticks and carries the offset.
-type snapReader struct {
-	r   *bufio.Reader
-	off int64
-	err error
-}
-
-func (d *snapReader) corrupt(kind string) error {
-	if d.err == nil {
-		d.err = &CorruptionError{Offset: d.off, Kind: kind}
-	}
-	return d.err
-}
-
-func (d *snapReader) readErr(err error) {
-	if err == io.EOF {
-		err = io.ErrUnexpectedEOF
-	}
-	if d.err == nil {
-		d.err = &CorruptionError{Offset: d.off, Kind: "truncated or unreadable", Err: err}
-	}
-}
-
-func (d *snapReader) byte() byte {
-	if d.err != nil {
-		return 0
-	}
-	c, err := d.r.ReadByte()
-	if err != nil {
-		d.readErr(err)
-		return 0
-	}
-	d.off++
-	return c
-}
-
-func (d *snapReader) uvarint() uint64 {
-	if d.err != nil {
-		return 0
-	}
-	start := d.off
-	cr := countingByteReader{d: d}
-	v, err := binary.ReadUvarint(&cr)
-	if err != nil {
-		d.readErr(err)
-		return 0
-	}
-	if d.off-start != int64(uvarintLen(v)) {
-		d.off = start
-		d.corrupt("varint not in its shortest form")
-	}
-	return v
-}
-
-func (d *snapReader) varint() int64 {
-	if d.err != nil {
-		return 0
-	}
-	start := d.off
-	cr := countingByteReader{d: d}
-	v, err := binary.ReadVarint(&cr)
-	if err != nil {
-		d.readErr(err)
-		return 0
-	}
-	if d.off-start != int64(varintLen(v)) {
-		d.off = start
-		d.corrupt("varint not in its shortest form")
-	}
-	return v
-}
-
-type countingByteReader struct{ d *snapReader }
-
-func (c *countingByteReader) ReadByte() (byte, error) {
-	b, err := c.d.r.ReadByte()
-	if err == nil {
-		c.d.off++
-	}
-	return b, err
-}
-
-func (d *snapReader) str(max int) string {
-	n := d.uvarint()
-	if d.err != nil {
-		return ""
-	}
-	if n > uint64(max) {
-		d.corrupt(fmt.Sprintf("string of %d bytes, more than %d", n, max))
-		return ""
-	}
-	buf := make([]byte, n)
-	if _, err := io.ReadFull(d.r, buf); err != nil {
-		d.readErr(err)
-		return ""
-	}
-	d.off += int64(n)
-	return string(buf)
-}
-
-// count reads a count and refuses one above max.
-func (d *snapReader) count(what string, max uint64) int {
-	n := d.uvarint()
-	if d.err == nil && n > max {
-		d.corrupt(fmt.Sprintf("%d %s, more than %d", n, what, max))
-	}
-	if d.err != nil {
-		return 0
-	}
-	return int(n)
-}
-
-func (d *snapReader) job() *job {
-	j := &job{
-		id: d.str(MaxIDBytes), name: d.str(MaxNameBytes), worker: d.str(MaxNameBytes),
-		reason: d.str(MaxReasonBytes),
-	}
-	j.state = jobState(d.byte())
-	j.submitted, j.started, j.finished = d.varint(), d.varint(), d.varint()
-	if n := d.count("labels", MaxLabels); n > 0 {
-		j.labels = make([]label, n)
-		for i := range j.labels {
-			j.labels[i] = label{d.str(MaxLabelKey), d.str(MaxLabelValue)}
-		}
-	}
-	j.steps = make([]string, d.count("steps", MaxSteps))
-	for i := range j.steps {
-		j.steps[i] = d.str(MaxIDBytes)
-	}
-	if n := d.count("attempts", MaxSteps*MaxAttempt); n > 0 {
-		j.attempts = make([]attempt, 0, min(n, 1024))
-		for range n {
-			a := attempt{step: uint16(d.count("step index", MaxSteps)),
-				num: uint32(d.count("attempt", MaxAttempt)), status: d.byte()}
-			a.started, a.finished = d.varint(), d.varint()
-			exit := d.varint()
-			if exit < minExitCode || exit > maxExitCode {
-				d.corrupt("exit code out of range")
-			}
-			a.exit = int32(exit)
-			j.attempts = append(j.attempts, a)
-		}
-	}
-	if n := d.count("workspaces", MaxJobWorkspaces); n > 0 {
-		j.workspaces = make([]string, 0, min(n, 1024))
-		for range n {
-			j.workspaces = append(j.workspaces, d.str(MaxIDBytes))
-		}
-	}
-	return j
 }

@@ -110,19 +110,22 @@ func Recover(dir string, opts RecoverOptions) (*Recovered, error) {
 // recoverLog does the part of Recover that runs with the log open.
 func recoverLog(fsys vfs.FS, snapDir, walDir string, log *wal.Log,
 	opts RecoverOptions) (*Recovered, error) {
-	rec := &Recovered{Log: log, State: pstate.NewState()}
+	rec := &Recovered{Log: log}
 
 	// A snapshot at S is usable when the log holds every record after S:
 	// its first record is at most S+1 (an empty log based at S+1 counts).
 	covers := func(seq uint64) bool { return log.FirstSeq() <= seq+1 }
-	built := map[uint64]*pstate.State{}
+	// The snapshot is decoded into a Recovery: the log is replayed into
+	// the same mutable maps and the immutable state is built once, at the
+	// end.
+	built := map[uint64]*pstate.Recovery{}
 	used, damaged, err := checkpoint.LoadWith(fsys, snapDir, covers,
 		func(meta checkpoint.Meta, body io.Reader) error {
-			st, err := pstate.DecodeSnapshot(body, meta.Seq)
+			r, err := pstate.DecodeRecovery(body, meta.Seq)
 			if err != nil {
 				return err
 			}
-			built[meta.Seq] = st
+			built[meta.Seq] = r
 			rec.SnapshotTime = meta.Time
 			return nil
 		}, checkpoint.LoadOptions{Progress: opts.SnapshotProgress})
@@ -130,19 +133,21 @@ func recoverLog(fsys vfs.FS, snapDir, walDir string, log *wal.Log,
 	if err != nil {
 		return nil, fmt.Errorf("load snapshot: %w", err)
 	}
+	r := pstate.NewRecovery(nil)
 	if used.Path != "" {
-		st, ok := built[used.Seq]
-		if !ok {
+		var ok bool
+		if r, ok = built[used.Seq]; !ok {
 			return nil, fmt.Errorf("load snapshot %s: no state was decoded", used.Path)
 		}
-		rec.State, rec.Snapshot = st, used
+		rec.Snapshot = used
 	}
+	clear(built) // the damaged ones' maps may go
 	if first := log.FirstSeq(); first > used.Seq+1 {
 		return nil, fmt.Errorf("log %s starts at seq %d but the snapshot ends at seq %d: "+
 			"records %d to %d are missing", walDir, first, used.Seq, used.Seq+1, first-1)
 	}
 
-	if err := replay(fsys, walDir, log, rec, opts); err != nil {
+	if err := replay(fsys, walDir, log, r, rec, opts); err != nil {
 		return nil, err
 	}
 
@@ -158,9 +163,9 @@ func recoverLog(fsys vfs.FS, snapDir, walDir string, log *wal.Log,
 	return rec, nil
 }
 
-// replay applies the log's records after the snapshot to rec.State,
-// reporting progress.
-func replay(fsys vfs.FS, walDir string, log *wal.Log, rec *Recovered,
+// replay applies the log's records after the snapshot to r and sets
+// rec.State to the state built, reporting progress.
+func replay(fsys vfs.FS, walDir string, log *wal.Log, r *pstate.Recovery, rec *Recovered,
 	opts RecoverOptions) error {
 	every := opts.ProgressEvery
 	if every <= 0 {
@@ -168,14 +173,12 @@ func replay(fsys vfs.FS, walDir string, log *wal.Log, rec *Recovered,
 	}
 	start := time.Now()
 	last := start
-	st := rec.State
 	var n, lastSeq uint64
-	err := log.Replay(st.Seq()+1, func(seq uint64, payload []byte) error {
-		next, err := pstate.Replay(st, seq, payload)
-		if err != nil {
+	err := log.Replay(r.Seq()+1, func(seq uint64, payload []byte) error {
+		if err := r.Replay(seq, payload); err != nil {
 			return &replayError{seq: seq, err: err}
 		}
-		st, lastSeq = next, seq
+		lastSeq = seq
 		n++
 		if opts.Progress != nil && n%1024 == 0 {
 			if now := time.Now(); now.Sub(last) >= every {
@@ -186,6 +189,9 @@ func replay(fsys vfs.FS, walDir string, log *wal.Log, rec *Recovered,
 		}
 		return nil
 	})
+	if err == nil {
+		rec.State = r.State() // builds the immutable maps: part of the replay's time
+	}
 	rec.ReplayTime = time.Since(start)
 	if err != nil {
 		var re *replayError
@@ -196,7 +202,7 @@ func replay(fsys vfs.FS, walDir string, log *wal.Log, rec *Recovered,
 		}
 		return fmt.Errorf("replay log %s: %w", walDir, err)
 	}
-	rec.State, rec.Records = st, n
+	rec.Records = n
 	if opts.Progress != nil {
 		opts.Progress(Progress{Phase: PhaseLog, Records: n, Seq: lastSeq,
 			Elapsed: rec.ReplayTime, Done: true})
