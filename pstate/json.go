@@ -3,6 +3,7 @@ package pstate
 import (
 	"bytes"
 	"fmt"
+	"math/bits"
 	"sync"
 	"time"
 	"unsafe"
@@ -181,13 +182,15 @@ func jsonFieldBit(k []byte) uint32 {
 	return 0
 }
 
+// fieldName names a single field bit, or typeKey.
 func fieldName(bit uint32) string {
 	if bit == typeKey {
 		return "type"
 	}
-	return firstField(bit)
+	return fieldNames[bits.TrailingZeros32(bit)]
 }
 
+// unknownField refuses a key that names no field.
 func unknownField(index int, k []byte) error {
 	msg := "unknown field"
 	if string(k) == "events" {
@@ -325,6 +328,7 @@ func internType(v []byte) string {
 	return string(v)
 }
 
+// internStatus is internType for statuses.
 func internStatus(v []byte) string {
 	for _, n := range [...]string{StatusSucceeded, StatusFailed, StatusSkipped,
 		StatusCanceled} {
