@@ -59,13 +59,36 @@
 //
 // Duplicates: the state remembers the ids of the last IDWindow events that
 // carried one (DefaultIDWindow = 1<<20, about a million; set with
-// NewStateWithIDWindow; snapshots carry it). An id maps to its seq in a hash
-// map; a persistent list used as a ring holds the ids in the order they were
-// applied, and once full the oldest is evicted as a new one comes in. Since
-// eviction follows apply order, replay evicts exactly as the live state did.
-// An event whose id is remembered is answered with the first seq and
-// duplicate true, is not applied and is not logged. Events without an id are
-// never duplicates.
+// NewStateWithIDWindow; snapshots carry it). The window is an append-only
+// run of chunks of 1024 (id, seq) entries; every id remembered has a
+// position, and a root records the positions it holds, [start, end). A
+// new id is written at end; once the window holds more than IDWindow, start
+// moves up one and a chunk is dropped once start passes it. Since eviction
+// follows apply order, replay evicts exactly as the live state did. A slot
+// is written once, by the draft that claimed it (an atomic counter per
+// chunk: a second state grown from the same root copies the chunk instead),
+// so a root's entries never change while it can see them. The engine's loop
+// and a Recovery answer "is this id held?" from a plain Go map id ->
+// position that only they touch, checked against the window; State.Applied,
+// for anyone else, looks through a map each full chunk gets when its last
+// slot is written, and scans the open chunk. An event whose id is
+// remembered is answered with the first seq and duplicate true, is not
+// applied and is not logged. Events without an id are never duplicates.
+//
+// Drafts: a persistent Set costs microseconds and several allocations at a
+// million keys, so the loop does one per changed job per group, not per
+// event. A draft is a mutable state over a root: the jobs and workspaces a
+// group changes live in Go maps the draft owns. A job is copied once when
+// first touched (the struct, and the attempts or workspaces slice it will
+// change, with spare room so later appends do not copy again) and then
+// changed in place while only the draft can reach it; reads and validation
+// go through the draft to the root. Commit makes the next root with one
+// persistent Set per changed job and workspace, and the sorted sets'
+// changes computed from each job's (old, new) pair. Within a group, a
+// request that is refused midway is rolled back from undo records (each
+// entry, job value or attempt as it was before the request; window slots
+// given back; index entries restored), so it leaves no trace. Apply(s, e,
+// seq) and Replay are drafts of one event, committed.
 //
 // # Rules
 //
@@ -122,11 +145,12 @@
 // # Engine
 //
 // One loop goroutine takes requests, draining what is queued up to MaxBatch
-// events. Each request is prepared against the evolving state: duplicates
+// events. Each request is prepared in the group's draft: duplicates
 // answered, times filled, each event validated, applied with the seq it will
-// get, its effects appended after it. A refused request is answered at once
-// and nothing of it is logged; other requests of the group go on. The
-// group's records go to the log with one Write; the loop checks the log
+// get, its effects appended after it. A refused request is answered at once,
+// rolled back from the draft and nothing of it is logged; other requests of
+// the group go on. The group's records go to the log with one Write and the
+// draft is committed into the group's root; the loop checks the log
 // assigned the seqs it applied with, then hands the group to a second
 // goroutine and goes on with the next one. That goroutine waits for
 // WaitDurable(last), publishes the group's root with one atomic store,
@@ -146,10 +170,20 @@
 //
 // EncodeSnapshot streams a root's jobs, workspaces and remembered ids from
 // the maps in sorted order (snapshot.go draws the body); the checkpoint
-// package frames, compresses and checksums it. DecodeSnapshot rebuilds the
-// maps and sets with the library's builders, which start from empty and are
-// an order of magnitude cheaper than persistent inserts, and checks what it
-// reads (order, limits, each workspace listed by its job, attempts in
-// order), reporting a *CorruptionError with the body offset. Meta gives the
-// seq and the counts for the snapshot's header.
+// package frames, compresses and checksums it. The decoder parses from a
+// refilled buffer, interns repeated short strings and shares equal step and
+// label lists between jobs; it checks what it reads (order, limits, each
+// workspace listed by its job, attempts in order, id seqs ascending),
+// reporting a *CorruptionError with the body offset. Meta gives the seq and
+// the counts for the snapshot's header.
+//
+// Recovery: DecodeRecovery reads a snapshot body into a draft in build
+// mode, whose Go maps hold the whole state; Recovery.Replay applies log
+// records to those maps in place, and Recovery.State builds the immutable
+// maps and sets once, in sorted order, with the library's builders (which
+// start from empty and are an order of magnitude cheaper than persistent
+// inserts). So a snapshot plus its log is one build. NewRecovery starts from
+// a State: from an empty one it works the same way; from one with jobs it
+// commits a draft every 4096 records. DecodeSnapshot is a Recovery with no
+// records.
 package pstate

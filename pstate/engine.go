@@ -85,7 +85,10 @@ func (o *Options) fill() {
 // Invariants readers rely on:
 //   - root only ever holds a *State whose every record is durable; it is
 //     stored by the syncer alone, after WaitDurable, in seq order.
-//   - nothing reachable from a *State changes after it is built.
+//   - nothing a *State can read changes after it is built. The one
+//     exception is written only where no root reads: id window slots at or
+//     above a root's end, in a chunk it shares, and each chunk's claim
+//     counter (atomic) and lookup map (set before any root that reads it).
 //   - notify holds a channel closed (and replaced) after each store of root,
 //     on failure and on close, so WaitSeq wakes without polling.
 type Engine struct {

@@ -120,7 +120,8 @@ func (w *workspace) stateIndex() int {
 type idSet = immutable.SortedMap[string, struct{}]
 
 // State is an immutable root: every method reads, none changes it, and
-// nothing reachable from it is ever modified. Apply returns a new State
+// nothing it reads is ever modified (id window slots past its end may be
+// written: it never reads them). Apply returns a new State
 // sharing all it did not change.
 //
 // Jobs live in a hash map (a step event costs one hash-map update); the
