@@ -370,3 +370,45 @@ func TestDecodeEventsEscapes(t *testing.T) {
 		}
 	}
 }
+
+// TestDecodeEventsOwnsStrings checks that decoded events share no memory
+// with the body or with the scratch space of later calls.
+func TestDecodeEventsOwnsStrings(t *testing.T) {
+	body := []byte(diffCases[0])
+	got, err := DecodeEvents(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := oldDecodeEvents([]byte(diffCases[0]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range body {
+		body[i] = 'X'
+	}
+	for _, c := range diffCases {
+		DecodeEvents([]byte(c))
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("events changed after the body and later calls\n got %+v\nwant %+v", got, want)
+	}
+}
+
+// TestDecodeEventsBoundedWork checks that a refusal of a huge number or of
+// deep nesting allocates no more than its error.
+func TestDecodeEventsBoundedWork(t *testing.T) {
+	for _, body := range []string{
+		`{"type":"step.started","job_id":"j","step":"s","attempt":` +
+			strings.Repeat("9", 1<<20) + `}`,
+		`{"type":"job.purged","job_id":"j","labels":` + strings.Repeat(`{"a":`, 1<<18),
+		`{"events":[` + strings.Repeat("[", 1<<20),
+	} {
+		b := []byte(body)
+		if _, err := DecodeEvents(b); err == nil {
+			t.Fatalf("accepted %.60s...", body)
+		}
+		if n := testing.AllocsPerRun(10, func() { DecodeEvents(b) }); n > 4 {
+			t.Fatalf("%.60s...: %v allocations", body, n)
+		}
+	}
+}
