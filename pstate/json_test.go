@@ -395,7 +395,8 @@ func TestDecodeEventsOwnsStrings(t *testing.T) {
 }
 
 // TestDecodeEventsBoundedWork checks that a refusal of a huge number or of
-// deep nesting allocates no more than its error.
+// deep nesting allocates no more than its error and, when the pool is
+// empty (the race detector empties it at random), a scanner.
 func TestDecodeEventsBoundedWork(t *testing.T) {
 	for _, body := range []string{
 		`{"type":"step.started","job_id":"j","step":"s","attempt":` +
@@ -407,7 +408,7 @@ func TestDecodeEventsBoundedWork(t *testing.T) {
 		if _, err := DecodeEvents(b); err == nil {
 			t.Fatalf("accepted %.60s...", body)
 		}
-		if n := testing.AllocsPerRun(10, func() { DecodeEvents(b) }); n > 4 {
+		if n := testing.AllocsPerRun(10, func() { DecodeEvents(b) }); n > 6 {
 			t.Fatalf("%.60s...: %v allocations", body, n)
 		}
 	}
