@@ -81,8 +81,11 @@ func decodeBatch(s *jsonScanner) ([]Event, error) {
 		return nil, s.fail(fmt.Sprintf("0 events; a batch holds 1 to %d", MaxBatchEvents))
 	}
 	// Every event is an object: counting the braces sizes the slice in one
-	// go (a few too many for labels is cheaper than growing it).
-	n := min(max(bytes.Count(s.b, []byte("{"))-1, 1), MaxBatchEvents)
+	// go (a few too many for labels is cheaper than growing it). No event is
+	// shorter than minEventBytes, so braces in strings cannot make it much
+	// larger than the body.
+	n := bytes.Count(s.b, []byte("{")) - 1
+	n = max(min(n, len(s.b)/minEventBytes, MaxBatchEvents), 1)
 	events := make([]Event, 0, n)
 	for more := true; more; {
 		if len(events) == MaxBatchEvents {
@@ -112,6 +115,10 @@ func decodeBatch(s *jsonScanner) ([]Event, error) {
 	}
 	return nil, &InputError{Field: string(k), Message: `unknown field beside "events"`}
 }
+
+// minEventBytes is the length of the shortest event: {"type":"job.purged",
+// "job_id":"j"}.
+const minEventBytes = 34
 
 // typeKey marks "type" among the field bits of the keys an event holds.
 const typeKey = 1 << 31
