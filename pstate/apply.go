@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"sync"
 )
 
 // Validate checks e against s: first its shape (an *InputError), then
@@ -159,13 +160,21 @@ func Apply(s *State, e *Event, seq uint64) *State {
 	if checkEvent(e) != nil {
 		return s.withSeq(seq)
 	}
-	d := newDraft(s, nil)
+	d := applyDrafts.Get().(*draft)
+	d.reset(s)
+	defer applyDrafts.Put(d)
 	if _, err := conflict(d, e); err != nil {
+		d.release()
 		return s.withSeq(seq)
 	}
 	d.apply(e, seq)
-	return d.commit()
+	n := d.commit()
+	d.release()
+	return n
 }
+
+// applyDrafts keeps drafts (and their maps' storage) for Apply.
+var applyDrafts = sync.Pool{New: func() any { return newDraft(NewState(), nil) }}
 
 func (s *State) withSeq(seq uint64) *State {
 	n := *s

@@ -83,6 +83,12 @@ func (d *draft) reset(base *State) {
 	d.undos, d.claims, d.idxUndo = d.undos[:0], d.claims[:0], d.idxUndo[:0]
 }
 
+// release empties d and drops its references to any state.
+func (d *draft) release() {
+	d.reset(&State{})
+	d.base = nil
+}
+
 // job returns the job with id as the draft holds it (read only).
 func (d *draft) job(id string) (*job, bool) {
 	if e, ok := d.jobs[id]; ok {
@@ -300,8 +306,13 @@ func (d *draft) commit() *State {
 	if len(d.jobs) == 0 && len(d.ws) == 0 {
 		return &n
 	}
-	x := *d.base.indexes
-	n.indexes = &x
+	own := func() {
+		// The first index change gets the root its own indexes struct.
+		if n.indexes == d.base.indexes {
+			x := *d.base.indexes
+			n.indexes = &x
+		}
+	}
 	for id, e := range d.jobs {
 		switch {
 		case e.cur != nil:
@@ -309,7 +320,13 @@ func (d *draft) commit() *State {
 		case e.old != nil:
 			n.jobs = n.jobs.Delete(id)
 		}
-		n.reindexJob(id, e.old, e.cur)
+		if indexChanges(e.old, e.cur) {
+			own()
+			n.reindexJob(id, e.old, e.cur)
+		}
+	}
+	if len(d.ws) > 0 {
+		own()
 	}
 	for id, e := range d.ws {
 		switch {
@@ -331,6 +348,13 @@ func (d *draft) commit() *State {
 		}
 	}
 	return &n
+}
+
+// indexChanges reports whether a job going from old to cur changes any
+// sorted set: not for a step event, the common case.
+func indexChanges(old, cur *job) bool {
+	return old == nil || cur == nil || old.state != cur.state ||
+		old.finished != cur.finished || !slices.Equal(old.labels, cur.labels)
 }
 
 // reindexJob updates the sorted sets for job id going from old to cur
