@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"sync"
+	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/pstate/pstate/checkpoint"
 	"github.com/pstate/pstate/cmd/internal/datadir"
@@ -63,6 +65,12 @@ type crashRun struct {
 	// sync is the log's sync mode while the workload runs; the promises
 	// hold under SyncAlways (recovery always uses it).
 	sync wal.SyncMode
+	// hold: between a truncation's rename of the log and its directory
+	// fsync, wait for a write to be answered (up to holdFor), then take a
+	// crash point there. No write may be answered in that window.
+	hold    bool
+	renamed atomic.Bool
+	held    atomic.Int64 // windows held
 
 	hist  *history
 	led   *ledger
@@ -80,7 +88,7 @@ func newCrashRun(seed uint64, stride int) (*crashRun, error) {
 	}
 	return &crashRun{seed: seed, workers: 1 + int(seed%3), jobs: 24,
 		ckptEvery: 4 + int(seed%7), stride: stride, gen: gen,
-		hist: newHistory(), led: &ledger{}}, nil
+		hist: newHistory(), led: newLedger()}, nil
 }
 
 // hook takes a crash clone before every fsync, directory fsync and rename
@@ -88,6 +96,9 @@ func newCrashRun(seed uint64, stride int) (*crashRun, error) {
 func (r *crashRun) hook(m *vfs.Mem) func(op vfs.Op, path string) error {
 	offset := int(r.seed % uint64(r.stride))
 	return func(op vfs.Op, path string) error {
+		if r.hold {
+			r.holdWindow(m, op, path)
+		}
 		if op != vfs.OpSync && op != vfs.OpSyncDir && op != vfs.OpRename {
 			return nil
 		}
@@ -104,6 +115,48 @@ func (r *crashRun) hook(m *vfs.Mem) func(op vfs.Op, path string) error {
 		r.mu.Unlock()
 		return nil
 	}
+}
+
+// holdFor bounds how long a truncation is held between its rename and its
+// directory fsync, waiting for an answer that must not come. It paces the
+// test; nothing is asserted about time.
+const holdFor = 50 * time.Millisecond
+
+// holdWindow holds the directory fsync that follows a rename of the log
+// until a write is answered or holdFor has passed, then records the crash
+// state there: the rename is not durable yet.
+func (r *crashRun) holdWindow(m *vfs.Mem, op vfs.Op, path string) {
+	switch {
+	case op == vfs.OpRename && strings.HasSuffix(path, "/wal/pstate.wal.tmp"):
+		r.renamed.Store(true)
+		return
+	case op != vfs.OpSyncDir || path != dataDir+"/wal" || !r.renamed.Swap(false):
+		return
+	}
+	n := r.led.len()
+	select {
+	case <-r.led.added: // a stale signal of an earlier answer
+	default:
+	}
+	timer := time.NewTimer(holdFor)
+	defer timer.Stop()
+	for r.led.len() == n {
+		select {
+		case <-r.led.added:
+		case <-timer.C:
+			n = -1
+		}
+		if n < 0 {
+			break
+		}
+	}
+	r.held.Add(1)
+	answered := r.led.len()
+	c := m.Crash()
+	r.mu.Lock()
+	r.points = append(r.points, crashPoint{index: -2, op: op, path: "held after rename",
+		answered: answered, fs: c})
+	r.mu.Unlock()
 }
 
 // addFinal records the state of m at the end of a phase as a crash point.
@@ -437,4 +490,43 @@ func TestCrashMatrixSeesLoss(t *testing.T) {
 	}
 	t.Logf("without fsync: %d of %d crash points lose answered events (%d events)",
 		len(failures), st.points, st.lost)
+}
+
+// TestCrashHeldRename holds every truncation between the rename of the
+// log and its directory fsync, the one window where a crash brings the old
+// file back, while writers go on: a write answered in it (before the
+// directory holds the rename) is lost in the crash state taken there.
+func TestCrashHeldRename(t *testing.T) {
+	if testing.Short() {
+		t.Skip("crash matrix: not in -short")
+	}
+	var st crashStats
+	var failures []error
+	held := 0
+	for _, seed := range []uint64{2, 5, 8} { // two and three workers
+		r, err := newCrashRun(seed, 1<<30)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.hold = true
+		if err := r.run(); err != nil {
+			t.Fatalf("seed %d: %v", seed, err)
+		}
+		for _, cp := range r.points {
+			if err := r.check(cp); err != nil {
+				failures = append(failures, fmt.Errorf("seed %d, %s (%d answered): %w",
+					seed, cp.path, cp.answered, err))
+			}
+			st.points++
+		}
+		held += int(r.held.Load())
+	}
+	for _, err := range failures {
+		t.Error(err)
+	}
+	if held == 0 {
+		t.Fatal("no truncation was held: the workload took no checkpoint")
+	}
+	t.Logf("SUMMARY held renames: %d truncations held between rename and directory "+
+		"fsync, %d crash states recovered, %d failures", held, st.points, len(failures))
 }

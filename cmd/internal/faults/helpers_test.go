@@ -60,15 +60,23 @@ type answer struct {
 type ledger struct {
 	mu  sync.Mutex
 	ans []answer
+	// added gets a signal (it holds at most one) after each add.
+	added chan struct{}
 }
+
+func newLedger() *ledger { return &ledger{added: make(chan struct{}, 1)} }
 
 func (l *ledger) add(evs []pstate.Event, res []pstate.Result) {
 	l.mu.Lock()
-	defer l.mu.Unlock()
 	for i, r := range res {
 		if !r.Duplicate {
 			l.ans = append(l.ans, answer{id: evs[i].ID, seq: r.Seq})
 		}
+	}
+	l.mu.Unlock()
+	select {
+	case l.added <- struct{}{}:
+	default:
 	}
 }
 
