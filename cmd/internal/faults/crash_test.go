@@ -140,14 +140,12 @@ func (r *crashRun) holdWindow(m *vfs.Mem, op vfs.Op, path string) {
 	}
 	timer := time.NewTimer(holdFor)
 	defer timer.Stop()
+wait:
 	for r.led.len() == n {
 		select {
 		case <-r.led.added:
 		case <-timer.C:
-			n = -1
-		}
-		if n < 0 {
-			break
+			break wait
 		}
 	}
 	r.held.Add(1)
