@@ -81,33 +81,29 @@ type faultCase struct {
 	// why (reason holds this text).
 	readOnly bool
 	reason   string
-	// either: read-only or not, depending on which fsync the fault hits
-	// (a truncation's own fsync of its new file only fails the
-	// checkpoint; the same file's fsync in a sync round fails the log).
-	either bool
 }
 
 var faultCases = []faultCase{
 	{"log fsync fails once", vfs.Fault{Op: vfs.OpSync, Path: "/data/wal/pstate.wal",
-		After: 3, Times: 1}, true, "input/output error", false},
+		After: 3, Times: 1}, true, "input/output error"},
 	{"log dir fsync fails once", vfs.Fault{Op: vfs.OpSyncDir, Path: "/data/wal",
-		Times: 1}, true, "input/output error", false},
+		Times: 1}, true, "input/output error"},
 	{"truncation temp file fsync fails", vfs.Fault{Op: vfs.OpSync,
-		Path: "pstate.wal.tmp", Times: 1}, false, "input/output error", true},
+		Path: "pstate.wal.tmp", Times: 1}, true, "input/output error"},
 	{"truncation temp file fsync fails later", vfs.Fault{Op: vfs.OpSync,
-		Path: "pstate.wal.tmp", After: 1, Times: 1}, false, "input/output error", true},
+		Path: "pstate.wal.tmp", After: 1, Times: 1}, true, "input/output error"},
 	{"snapshot fsync fails", vfs.Fault{Op: vfs.OpSync, Path: "/data/snapshots/",
-		Times: 1}, false, "", false},
+		Times: 1}, true, "input/output error"},
 	{"snapshot dir fsync fails", vfs.Fault{Op: vfs.OpSyncDir, Path: "/data/snapshots",
-		Times: 1}, false, "", false},
+		Times: 1}, true, "input/output error"},
 	{"log disk full (short write)", vfs.Fault{Op: vfs.OpWrite, Path: "/data/wal/",
-		After: 5, Err: syscall.ENOSPC, Prefix: 7}, true, "no space left", false},
+		After: 5, Err: syscall.ENOSPC, Prefix: 7}, true, "no space left"},
 	{"snapshot disk full", vfs.Fault{Op: vfs.OpWrite, Path: "/data/snapshots/",
-		Err: syscall.ENOSPC, Prefix: 100}, true, "no space left", false},
+		Err: syscall.ENOSPC, Prefix: 100}, true, "no space left"},
 	{"disk full everywhere", vfs.Fault{Op: vfs.OpWrite, After: 10, Err: syscall.ENOSPC,
-		Prefix: 3}, true, "no space left", false},
+		Prefix: 3}, true, "no space left"},
 	{"log file rename fails", vfs.Fault{Op: vfs.OpRename, Path: "pstate.wal.tmp",
-		Times: 1}, false, "", false},
+		Times: 1}, true, "input/output error"},
 }
 
 func TestFaults(t *testing.T) {
@@ -184,7 +180,7 @@ func runFault(t *testing.T, fc faultCase) int {
 		_ = m.s.Close(context.Background())
 		t.Skipf("the fault never fired: %d matching operations", matched.Load())
 	}
-	if fc.readOnly && !fc.either && refused == 0 {
+	if fc.readOnly && refused == 0 {
 		t.Fatalf("no write was refused")
 	}
 	checkAfterFault(t, m, fs, fc, refused)
@@ -268,9 +264,6 @@ func loadUnderFault(t *testing.T, m *memServer, record func(string, uint64)) int
 func checkAfterFault(t *testing.T, m *memServer, fs *vfs.Mem, fc faultCase, refused int) {
 	t.Helper()
 	code, body := m.do("GET", "/readyz", "")
-	if fc.either && code == http.StatusServiceUnavailable {
-		fc.readOnly = true
-	}
 	if !fc.readOnly {
 		if code != http.StatusOK || refused > 0 {
 			t.Fatalf("writable expected: readyz %d %s, %d writes refused", code, body, refused)

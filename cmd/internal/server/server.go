@@ -364,7 +364,14 @@ func (s *Server) onCheckpoint(r checkpoint.Result) {
 func (s *Server) onCheckpointError(err error) {
 	s.m.checkpointErrors.Inc()
 	s.log.Error("checkpoint failed", zap.Error(err))
-	if errors.Is(err, syscall.ENOSPC) {
+	// The contract's promise: a failed fsync or a full disk turns the daemon
+	// read-only. The log is still sound here, but a disk that answers EIO to
+	// a snapshot will fail the log next; refusing writes now keeps the rule
+	// simple for operators (one metric, one remedy: fix the disk, restart).
+	switch {
+	case errors.Is(err, syscall.ENOSPC):
 		s.setReadOnly("checkpoint: disk full: " + err.Error())
+	case errors.Is(err, syscall.EIO):
+		s.setReadOnly("checkpoint: I/O error: " + err.Error())
 	}
 }
