@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"path"
 	"strconv"
 	"time"
 
@@ -84,7 +85,20 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, CodeNotFound, "no such endpoint: "+r.URL.Path)
 	})
-	return s.observe(mux)
+	return s.observe(cleanPaths(mux))
+}
+
+// cleanPaths answers 404 for a path with ".", ".." or "//" in it. The mux
+// would redirect it to its clean form, but an API client gains nothing from
+// a redirect, and net/http escapes an escaped path twice in its Location.
+func cleanPaths(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if p := r.URL.Path; p != "/" && path.Clean(p) != p {
+			writeError(w, http.StatusNotFound, CodeNotFound, "no such endpoint: "+p)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // observe counts and, at debug level, logs every request.
