@@ -35,7 +35,11 @@ func NewRecovery(s *State) *Recovery {
 		return &Recovery{d: newDraft(s, s.ids.indexIDs()), group: recoveryGroup}
 	}
 	d := newBuildDraft(s.seq, s.ids.max)
-	d.ids, d.index = s.ids, s.ids.indexIDs()
+	d.ids = s.ids
+	for pos := s.ids.start; pos < s.ids.end; pos++ {
+		id, _ := s.ids.at(pos)
+		d.index[id] = pos
+	}
 	return &Recovery{d: d, group: recoveryGroup}
 }
 

@@ -3,6 +3,7 @@ package pstate
 import (
 	"bytes"
 	"fmt"
+	"runtime"
 	"testing"
 	"time"
 )
@@ -93,6 +94,8 @@ func BenchmarkApplyGroup(b *testing.B) {
 			b.ReportAllocs()
 			b.ResetTimer()
 			cpu0 := cpuTime()
+			var ms0 runtime.MemStats
+			runtime.ReadMemStats(&ms0)
 			s, k := base, 0
 			for i := 0; i < b.N; {
 				d.reset(s)
@@ -112,6 +115,11 @@ func BenchmarkApplyGroup(b *testing.B) {
 			}
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
 			b.ReportMetric(float64(b.N)/(cpuTime()-cpu0).Seconds(), "events/cpu-s")
+			// The collector's share, which GOGC and GOMEMLIMIT move.
+			var ms runtime.MemStats
+			runtime.ReadMemStats(&ms)
+			b.ReportMetric(float64(ms.NumGC-ms0.NumGC)*1e6/float64(b.N), "gcs/M-events")
+			b.ReportMetric(ms.GCCPUFraction, "gc-cpu-fraction")
 		})
 		benchStates.Clear()
 	}
