@@ -169,7 +169,11 @@ func (d *draft) buildState() *State {
 }
 
 // checkJob checks a decoded job's own consistency.
-func checkJob(j *job) error {
+func checkJob(j *job) error { return checkJobShared(j, false, false) }
+
+// checkJobShared is checkJob that skips the steps or the labels when they
+// are a list an earlier job shared and passed with.
+func checkJobShared(j *job, stepsChecked, labelsChecked bool) error {
 	if j.id == "" || j.name == "" {
 		return fmt.Errorf("empty id or name")
 	}
@@ -191,10 +195,15 @@ func checkJob(j *job) error {
 	if len(j.steps) == 0 {
 		return fmt.Errorf("no steps")
 	}
-	if err := checkSteps(j.steps); err != nil {
-		return err
+	if !stepsChecked {
+		if err := checkSteps(j.steps); err != nil {
+			return err
+		}
 	}
 	for i, l := range j.labels {
+		if labelsChecked {
+			break
+		}
 		if i > 0 && l.key <= j.labels[i-1].key {
 			return fmt.Errorf("label keys not ascending")
 		}
@@ -218,8 +227,13 @@ func checkJob(j *job) error {
 // checkAttempts checks that each step's attempts are numbered 1, 2, ... and
 // that only a step's last attempt may still be running.
 func checkAttempts(j *job) error {
-	next := make([]uint32, len(j.steps))
-	running := make([]bool, len(j.steps))
+	// Most jobs declare few steps: keep the counters on the stack.
+	var nb [32]uint32
+	var rb [32]bool
+	next, running := nb[:], rb[:]
+	if len(j.steps) > len(nb) {
+		next, running = make([]uint32, len(j.steps)), make([]bool, len(j.steps))
+	}
 	for _, a := range j.attempts {
 		if int(a.step) >= len(j.steps) {
 			return fmt.Errorf("attempt of undeclared step %d", a.step)

@@ -25,7 +25,10 @@ type snapReader struct {
 	steps  [8][]string // recent distinct step lists, round robin
 	labels [8][]label
 	ns, nl int
-	scrS   []string
+	// The last job's steps or labels are a list an earlier job had (and
+	// passed checkJob with: the decoder stops at the first that fails).
+	sharedSteps, sharedLabels bool
+	scrS                      []string
 	scrL   []label
 }
 
@@ -185,6 +188,7 @@ func (d *snapReader) job() *job {
 		id: d.str(MaxIDBytes, false), name: d.str(MaxNameBytes, true),
 		worker: d.str(MaxNameBytes, true), reason: d.str(MaxReasonBytes, true),
 	}
+	d.sharedSteps, d.sharedLabels = false, false
 	j.state = jobState(d.byte())
 	j.submitted, j.started, j.finished = d.varint(), d.varint(), d.varint()
 	if n := d.count("labels", MaxLabels); n > 0 {
@@ -226,6 +230,7 @@ func (d *snapReader) job() *job {
 func (d *snapReader) shareSteps() []string {
 	for _, s := range d.steps {
 		if s != nil && slices.Equal(s, d.scrS) {
+			d.sharedSteps = true
 			return s
 		}
 	}
@@ -241,6 +246,7 @@ func (d *snapReader) shareSteps() []string {
 func (d *snapReader) shareLabels() []label {
 	for _, l := range d.labels {
 		if l != nil && slices.Equal(l, d.scrL) {
+			d.sharedLabels = true
 			return l
 		}
 	}

@@ -238,7 +238,7 @@ func (d *snapReader) jobs(b *draft) error {
 			return &CorruptionError{Offset: start, Kind: fmt.Sprintf(
 				"job %q not above %q", j.id, prev)}
 		}
-		if err := checkJob(j); err != nil {
+		if err := checkJobShared(j, d.sharedSteps, d.sharedLabels); err != nil {
 			return &CorruptionError{Offset: start, Kind: "job " + fmt.Sprintf("%q", j.id), Err: err}
 		}
 		prev = j.id
