@@ -78,10 +78,15 @@ func TestPropertyDraftGroups(t *testing.T) {
 // not), a duplicate of an earlier event, or valid events followed by one
 // that must be refused (bad).
 func (g *gen) request(s *State, now time.Time) (reqs []Event, bad bool) {
-	if len(g.sent) > 0 && rapid.IntRange(0, 4).Draw(g.t, "dup") == 0 {
-		reqs = append(reqs, rapid.SampledFrom(g.sent).Draw(g.t, "sent"))
-	}
 	tmp := s
+	if len(g.sent) > 0 && rapid.IntRange(0, 4).Draw(g.t, "dup") == 0 {
+		// Resent: a duplicate while the window holds its id, else applied
+		// again (or refused) like any event.
+		e := rapid.SampledFrom(g.sent).Draw(g.t, "sent")
+		if p, err := prepare(tmp, tmp.Seq(), []Event{e}, now, false); err == nil {
+			tmp, reqs = p.state, append(reqs, e)
+		}
+	}
 	for range rapid.IntRange(0, 3).Draw(g.t, "size") {
 		e, ok := g.valid(tmp)
 		if !ok {

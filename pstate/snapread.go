@@ -29,7 +29,7 @@ type snapReader struct {
 	// passed checkJob with: the decoder stops at the first that fails).
 	sharedSteps, sharedLabels bool
 	scrS                      []string
-	scrL   []label
+	scrL                      []label
 }
 
 const (
