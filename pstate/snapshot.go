@@ -227,6 +227,10 @@ func (d *snapReader) state(seq uint64) (*draft, error) {
 
 func (d *snapReader) jobs(b *draft) error {
 	n := d.uvarint()
+	// Room for the jobs up front, within a bound a damaged count cannot
+	// push into a huge allocation.
+	b.jobs = make(map[string]jobEntry, min(n, 1<<20))
+	b.order = make([]string, 0, min(n, 1<<20))
 	prev := ""
 	for i := uint64(0); i < n && d.err == nil; i++ {
 		start := d.off
