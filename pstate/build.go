@@ -21,9 +21,7 @@ func newIDSetBuilder() *idSetBuilder {
 func newBuildDraft(seq uint64, window int) *draft {
 	base := NewStateWithIDWindow(window)
 	base.seq = seq
-	// Sized for a full window up front: growing a map of a million ids
-	// rehashes it again and again.
-	d := newDraft(base, make(map[string]uint64, min(window, 1<<20)))
+	d := newDraft(base, map[string]uint64{})
 	d.build = true
 	return d
 }

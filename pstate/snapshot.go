@@ -227,10 +227,10 @@ func (d *snapReader) state(seq uint64) (*draft, error) {
 
 func (d *snapReader) jobs(b *draft) error {
 	n := d.uvarint()
-	// Room for the jobs up front, within a bound a damaged count cannot
-	// push into a huge allocation.
-	b.jobs = make(map[string]jobEntry, min(n, 1<<20))
-	b.order = make([]string, 0, min(n, 1<<20))
+	// Room for the jobs up front, within a bound that keeps a damaged
+	// count from asking for a large allocation.
+	b.jobs = make(map[string]jobEntry, min(n, 1<<16))
+	b.order = make([]string, 0, min(n, 1<<16))
 	prev := ""
 	for i := uint64(0); i < n && d.err == nil; i++ {
 		start := d.off
@@ -286,6 +286,7 @@ func (d *snapReader) ids(b *draft) error {
 	if d.err == nil && n > uint64(b.ids.max) {
 		return d.corrupt(fmt.Sprintf("%d ids, more than the window %d", n, b.ids.max))
 	}
+	b.index = make(map[string]uint64, min(n, 1<<16))
 	for i := uint64(0); i < n && d.err == nil; i++ {
 		start := d.off
 		id, seq := d.str(MaxIDBytes, false), d.uvarint()
