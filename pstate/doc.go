@@ -186,4 +186,25 @@
 // a State: from an empty one it works the same way; from one with jobs it
 // commits a draft every 4096 records. DecodeSnapshot is a Recovery with no
 // records.
+//
+// # Measured
+//
+// On a shared 2-core machine (per CPU second of the whole process, the
+// collector included; go test -bench, 20-attempt histories):
+//
+//   - BenchmarkApplyGroup, groups of 4096 step events in one draft: about
+//     270-290k events/cpu-s at 10k jobs and 220-300k at 1M while no
+//     collection runs; 1.2-1.7 KB and 4-5 allocations an event. Over 3M
+//     events at 1M jobs the collector decides: 81k/cpu-s at GOGC=100 (one
+//     cycle per million events, each marking the whole state), 135k at
+//     200, 210k at 400. Before drafts: 120-180k/cpu-s with Apply, 2.4-3.3
+//     KB and 10-11 allocations an event. Apply alone (a draft of one) stays
+//     at that level: its floor is one persistent Set.
+//   - BenchmarkRecover, 1M records over a snapshot: 280k records/cpu-s at
+//     100k jobs, 180k at 1M, plus 0.4 and 7 cpu-s for the final build;
+//     snapshot decode 63-68 MB/cpu-s of body. Before: 34k and 41k
+//     records/cpu-s, 20 MB/cpu-s.
+//   - BenchmarkMemoryPerJob: the state takes 1.5x the heap of the same jobs
+//     in plain Go maps (1.38x before: published jobs keep the spare room
+//     their group's draft gave them).
 package pstate
