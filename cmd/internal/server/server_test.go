@@ -323,28 +323,45 @@ func TestBeginStopEndsWaits(t *testing.T) {
 	x.want(r, 503)
 }
 
-// TestCheckpointDiskFull: a checkpoint that finds the disk full turns the
-// server read-only too; a checkpoint failing otherwise does not.
+// TestCheckpointDiskFull: a checkpoint that finds the disk full or failing
+// (ENOSPC, EIO) turns the server read-only too; a checkpoint failing
+// otherwise (here a permission error) does not.
 func TestCheckpointDiskFull(t *testing.T) {
 	fs := vfs.NewMem()
 	x := newTestServer(t, fs, nil, true)
 	x.want(x.do("POST", "/v1/events", submitJob("c1")), 200)
 
-	fs.Inject(vfs.Fault{Op: vfs.OpCreate, Path: "/snapshots/", Times: 1})
+	fs.Inject(vfs.Fault{Op: vfs.OpCreate, Path: "/snapshots/", Err: syscall.EACCES, Times: 1})
 	r := x.do("POST", "/v1/checkpoint", "")
 	x.want(r, 500)
 	x.want(x.do("GET", "/readyz", ""), 200)
 
-	fs.Inject(vfs.Fault{Op: vfs.OpWrite, Path: "/snapshots/", Err: syscall.ENOSPC})
-	r = x.do("POST", "/v1/checkpoint", "")
-	x.want(r, 503)
-	if r.code(t) != CodeReadOnly || !strings.Contains(string(r.body), "disk full") {
-		t.Fatalf("checkpoint on a full disk: %s", r.body)
-	}
-	x.want(x.do("POST", "/v1/events", submitJob("c2")), 503)
-	x.want(x.do("GET", "/readyz", ""), 503)
-	x.want(x.do("GET", "/v1/jobs/c1", ""), 200)
-	if x.gauge("pstate_read_only") != 1 {
-		t.Fatal("pstate_read_only is not 1")
+	for _, c := range []struct {
+		name, reason string
+		fault        vfs.Fault
+	}{
+		{"disk full", "disk full", vfs.Fault{Op: vfs.OpWrite, Path: "/snapshots/",
+			Err: syscall.ENOSPC}},
+		{"fsync fails", "I/O error", vfs.Fault{Op: vfs.OpSync, Path: "/snapshots/",
+			Times: 1}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			fs := vfs.NewMem()
+			x := newTestServer(t, fs, nil, true)
+			x.want(x.do("POST", "/v1/events", submitJob("c1")), 200)
+
+			fs.Inject(c.fault)
+			r := x.do("POST", "/v1/checkpoint", "")
+			x.want(r, 503)
+			if r.code(t) != CodeReadOnly || !strings.Contains(string(r.body), c.reason) {
+				t.Fatalf("checkpoint: %s", r.body)
+			}
+			x.want(x.do("POST", "/v1/events", submitJob("c2")), 503)
+			x.want(x.do("GET", "/readyz", ""), 503)
+			x.want(x.do("GET", "/v1/jobs/c1", ""), 200)
+			if x.gauge("pstate_read_only") != 1 {
+				t.Fatal("pstate_read_only is not 1")
+			}
+		})
 	}
 }
