@@ -395,8 +395,10 @@ func TestDecodeEventsOwnsStrings(t *testing.T) {
 }
 
 // TestDecodeEventsBoundedWork checks that a refusal of a huge number or of
-// deep nesting allocates no more than its error and, when the pool is
-// empty (the race detector empties it at random), a scanner.
+// deep nesting allocates a small constant: its error and, when the pool is
+// empty (the race detector empties it at random, so the exact count varies
+// between 4 and 7), a scanner; never anything that grows with the input's
+// million digits or levels.
 func TestDecodeEventsBoundedWork(t *testing.T) {
 	for _, body := range []string{
 		`{"type":"step.started","job_id":"j","step":"s","attempt":` +
@@ -408,7 +410,7 @@ func TestDecodeEventsBoundedWork(t *testing.T) {
 		if _, err := DecodeEvents(b); err == nil {
 			t.Fatalf("accepted %.60s...", body)
 		}
-		if n := testing.AllocsPerRun(10, func() { DecodeEvents(b) }); n > 6 {
+		if n := testing.AllocsPerRun(10, func() { DecodeEvents(b) }); n > 16 {
 			t.Fatalf("%.60s...: %v allocations", body, n)
 		}
 	}
