@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -325,5 +326,30 @@ func BenchmarkMapSetFloor(b *testing.B) {
 			runtime.KeepAlive(m)
 		})
 		benchStates.Clear()
+	}
+}
+
+// BenchmarkCapture measures what a checkpoint's capture costs the daemon:
+// one atomic load of the published root and its Meta (seq and counts). It
+// must stay flat as the state grows.
+func BenchmarkCapture(b *testing.B) {
+	for _, n := range []int{10_000, 100_000, 1_000_000} {
+		b.Run(fmt.Sprintf("jobs=%d", n), func(b *testing.B) {
+			if n > 100_000 && testing.Short() {
+				b.Skip("1M jobs: not under -short")
+			}
+			var root atomic.Pointer[State]
+			root.Store(cachedBenchState(n))
+			b.ReportAllocs()
+			b.ResetTimer()
+			var total uint64
+			for range b.N {
+				_, counts := root.Load().Meta()
+				total += counts["jobs.running"]
+			}
+			if total != uint64(b.N)*uint64(n) {
+				b.Fatalf("counted %d running jobs over %d captures of %d", total, b.N, n)
+			}
+		})
 	}
 }

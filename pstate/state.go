@@ -236,14 +236,27 @@ func (s *State) Counts() Counts {
 // Meta returns the seq and the counts as a flat map ("jobs.queued", ...,
 // "workspaces.released"), for a snapshot's header.
 func (s *State) Meta() (seq uint64, counts map[string]uint64) {
-	counts = make(map[string]uint64, 7)
-	for i, name := range jobStateNames {
-		counts["jobs."+name] = uint64(s.byState[i].Len())
+	counts = make(map[string]uint64, len(metaJobKeys)+len(metaWorkspaceKeys))
+	for i, k := range metaJobKeys {
+		counts[k] = uint64(s.byState[i].Len())
 	}
-	counts["workspaces."+StateAllocated] = uint64(s.wsByState[0].Len())
-	counts["workspaces."+StateReleased] = uint64(s.wsByState[1].Len())
+	for i, k := range metaWorkspaceKeys {
+		counts[k] = uint64(s.wsByState[i].Len())
+	}
 	return s.seq, counts
 }
+
+// The keys of Meta's counts, built once: a checkpoint's capture calls Meta
+// and should cost a few map writes, not string concatenations.
+var (
+	metaJobKeys = func() (k [numJobStates]string) {
+		for i, name := range jobStateNames {
+			k[i] = "jobs." + name
+		}
+		return k
+	}()
+	metaWorkspaceKeys = [2]string{"workspaces." + StateAllocated, "workspaces." + StateReleased}
+)
 
 // finishKey orders finished jobs by finish time, then id: 8 bytes of the
 // time (sign bit flipped so negative times sort first), then the id.
