@@ -33,28 +33,8 @@ func runJobs(e *env, args []string) error {
 	}
 	t := newTable(e.stdout, "JOB ID", "NAME", "STATE", "STEPS", "ATTEMPTS", "LABELS",
 		"SUBMITTED", "FINISHED")
-	var next string
-	err = fetchList(e, c, "/v1/jobs", &lf, func(p *page, _ []byte) error {
-		next = p.Next
-		for _, raw := range p.Jobs {
-			var j jobView
-			if err := json.Unmarshal(raw, &j); err != nil {
-				return fmt.Errorf("decode job: %w", err)
-			}
-			jobRow(t, &j)
-		}
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	if err := t.flush(); err != nil {
-		return err
-	}
-	if next != "" && !lf.all {
-		fmt.Fprintf(e.stderr, "more: --after %s (or --all)\n", next)
-	}
-	return nil
+	return printListTable(e, c, "/v1/jobs", "job", &lf, t,
+		func(p *page) []json.RawMessage { return p.Jobs }, jobRow)
 }
 
 // jobRow adds one job to the jobs table.

@@ -116,3 +116,32 @@ func printPagesJSON(e *env, c *Client, path, key string, lf *listFlags) error {
 	}
 	return writeRaw(e.stdout, b)
 }
+
+// printListTable prints the listing at path as table t: items picks the
+// page's raw entries, row adds one decoded entry (what names it in errors).
+// Without --all it says how to fetch the next page.
+func printListTable[T any](e *env, c *Client, path, what string, lf *listFlags, t *table,
+	items func(*page) []json.RawMessage, row func(*table, *T)) error {
+	var next string
+	err := fetchList(e, c, path, lf, func(p *page, _ []byte) error {
+		next = p.Next
+		for _, raw := range items(p) {
+			var v T
+			if err := json.Unmarshal(raw, &v); err != nil {
+				return fmt.Errorf("decode %s: %w", what, err)
+			}
+			row(t, &v)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if err := t.flush(); err != nil {
+		return err
+	}
+	if next != "" && !lf.all {
+		fmt.Fprintf(e.stderr, "more: --after %s (or --all)\n", next)
+	}
+	return nil
+}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/url"
 )
@@ -38,28 +37,8 @@ func runWorkspaces(e *env, args []string) error {
 	}
 	t := newTable(e.stdout, "WORKSPACE ID", "JOB ID", "STATE", "PATH", "ALLOCATED",
 		"RELEASED")
-	var next string
-	err = fetchList(e, c, "/v1/workspaces", &lf, func(p *page, _ []byte) error {
-		next = p.Next
-		for _, raw := range p.Workspaces {
-			var w workspaceView
-			if err := json.Unmarshal(raw, &w); err != nil {
-				return fmt.Errorf("decode workspace: %w", err)
-			}
-			workspaceRow(t, &w)
-		}
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	if err := t.flush(); err != nil {
-		return err
-	}
-	if next != "" && !lf.all {
-		fmt.Fprintf(e.stderr, "more: --after %s (or --all)\n", next)
-	}
-	return nil
+	return printListTable(e, c, "/v1/workspaces", "workspace", &lf, t,
+		func(p *page) []json.RawMessage { return p.Workspaces }, workspaceRow)
 }
 
 // workspaceRow adds one workspace to the workspaces table.
