@@ -121,25 +121,11 @@ func (d *snapReader) uvarint() uint64 {
 	return v
 }
 
+// varint reads a signed varint: binary.Varint's zigzag form of a uvarint,
+// so uvarint's checks (shortest form, overflow) cover it.
 func (d *snapReader) varint() int64 {
-	if d.err != nil {
-		return 0
-	}
-	d.fill(binary.MaxVarintLen64)
-	v, n := binary.Varint(d.buf[d.pos:])
-	switch {
-	case n == 0:
-		d.readErr(d.rerr)
-		return 0
-	case n < 0:
-		d.corrupt("varint overflows 64 bits")
-		return 0
-	case n != varintLen(v):
-		d.corrupt("varint not in its shortest form")
-		return 0
-	}
-	d.advance(n)
-	return v
+	u := d.uvarint()
+	return int64(u>>1) ^ -int64(u&1)
 }
 
 // str reads a string of at most max bytes; intern shares repeated ones.
