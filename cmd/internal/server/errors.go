@@ -3,6 +3,7 @@ package server
 import (
 	"encoding/json"
 	"net/http"
+	"strconv"
 )
 
 // Error codes in the "code" field of an error body.
@@ -45,9 +46,23 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 		b, _ = json.Marshal(errorBody{Error: errorDetail{Code: CodeInternal,
 			Message: "encode answer: " + err.Error()}})
 	}
-	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	_, _ = w.Write(append(b, '\n'))
+	writeBody(w, status, append(b, '\n'))
 }
+
+// writeBody answers with b, a JSON document and its newline. The length
+// is sent as Content-Length, so the answer is never chunked.
+func writeBody(w http.ResponseWriter, status int, b []byte) {
+	h := w.Header()
+	h["Content-Type"] = jsonType
+	h["Cache-Control"] = noStore
+	h["Content-Length"] = []string{strconv.Itoa(len(b))}
+	w.WriteHeader(status)
+	_, _ = w.Write(b)
+}
+
+// Header values shared by every answer; net/http copies the header map
+// before it writes it and never changes these slices.
+var (
+	jsonType = []string{"application/json"}
+	noStore  = []string{"no-store"}
+)

@@ -8,7 +8,9 @@ import (
 	"io"
 	"net/http"
 	"path"
+	"slices"
 	"strconv"
+	"sync"
 	"time"
 
 	"go.uber.org/zap"
@@ -205,7 +207,8 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusServiceUnavailable, b)
 }
 
-// eventsAnswer is the answer of POST /v1/events.
+// eventsAnswer is the answer of POST /v1/events, as the tests decode it;
+// postEvents writes the same JSON by hand (appendEventsAnswer).
 type eventsAnswer struct {
 	Seq     uint64         `json:"seq"`
 	Results []eventsResult `json:"results"`
@@ -216,12 +219,27 @@ type eventsResult struct {
 	Duplicate bool   `json:"duplicate"`
 }
 
+// bodyPool holds the buffers request bodies are read into. The decoder
+// copies every string it keeps, so a buffer is free again once the events
+// are decoded.
+var bodyPool = sync.Pool{New: func() any { b := make([]byte, 0, 4<<10); return &b }}
+
+// maxPooledBody is the largest buffer put back into bodyPool.
+const maxPooledBody = 256 << 10
+
 func (s *Server) postEvents(w http.ResponseWriter, r *http.Request, rt *runtime) {
 	if reason := s.readOnlyReason(); reason != "" {
 		writeError(w, http.StatusServiceUnavailable, CodeReadOnly, "read-only: "+reason)
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	bp := bodyPool.Get().(*[]byte)
+	defer func() {
+		if cap(*bp) <= maxPooledBody {
+			bodyPool.Put(bp)
+		}
+	}()
+	body, err := readBody(w, r, (*bp)[:0])
+	*bp = body[:0]
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
@@ -247,12 +265,55 @@ func (s *Server) postEvents(w http.ResponseWriter, r *http.Request, rt *runtime)
 		s.writeEngineError(w, err)
 		return
 	}
-	ans := eventsAnswer{Results: make([]eventsResult, len(results))}
-	for i, res := range results {
-		ans.Results[i] = eventsResult{Seq: res.Seq, Duplicate: res.Duplicate}
-		ans.Seq = max(ans.Seq, res.Seq)
+	// The body's buffer is done with: the answer is written into it.
+	*bp = appendEventsAnswer((*bp)[:0], results)
+	writeBody(w, http.StatusOK, *bp)
+}
+
+// readBody appends the request body to buf, refusing one larger than
+// MaxBodyBytes with an *http.MaxBytesError.
+func readBody(w http.ResponseWriter, r *http.Request, buf []byte) ([]byte, error) {
+	if n := r.ContentLength; n > MaxBodyBytes {
+		return buf, &http.MaxBytesError{Limit: MaxBodyBytes}
+	} else if n > 0 {
+		buf = slices.Grow(buf, int(n)+1) // +1: the read that sees EOF
 	}
-	writeJSON(w, http.StatusOK, ans)
+	body := http.MaxBytesReader(w, r.Body, MaxBodyBytes)
+	for {
+		if len(buf) == cap(buf) {
+			buf = slices.Grow(buf, 512)
+		}
+		n, err := body.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return buf, err
+		}
+	}
+}
+
+// appendEventsAnswer appends the JSON of an eventsAnswer and a newline.
+func appendEventsAnswer(b []byte, results []pstate.Result) []byte {
+	var seq uint64
+	for _, res := range results {
+		seq = max(seq, res.Seq)
+	}
+	b = append(b, `{"seq":`...)
+	b = strconv.AppendUint(b, seq, 10)
+	b = append(b, `,"results":[`...)
+	for i, res := range results {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"seq":`...)
+		b = strconv.AppendUint(b, res.Seq, 10)
+		b = append(b, `,"duplicate":`...)
+		b = strconv.AppendBool(b, res.Duplicate)
+		b = append(b, '}')
+	}
+	return append(b, "]}\n"...)
 }
 
 // batchLen counts the events of a {"events": [...]} body; 0 for anything

@@ -365,3 +365,24 @@ func TestCheckpointDiskFull(t *testing.T) {
 		})
 	}
 }
+
+func TestAppendEventsAnswerMatchesJSON(t *testing.T) {
+	for _, results := range [][]pstate.Result{
+		{{Seq: 1}},
+		{{Seq: 7, Duplicate: true}, {Seq: 9}, {Seq: 3, Duplicate: true}},
+		{{Seq: 1<<64 - 1}},
+	} {
+		ans := eventsAnswer{Results: make([]eventsResult, len(results))}
+		for i, r := range results {
+			ans.Results[i] = eventsResult{Seq: r.Seq, Duplicate: r.Duplicate}
+			ans.Seq = max(ans.Seq, r.Seq)
+		}
+		want, err := json.Marshal(ans)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := appendEventsAnswer(nil, results); string(got) != string(want)+"\n" {
+			t.Errorf("appendEventsAnswer(%v) = %s, want %s", results, got, want)
+		}
+	}
+}
