@@ -29,7 +29,12 @@ type connSender struct {
 	bw   *bufio.Writer
 	head []byte
 	body []byte // the last answer's body
-	ans  submitAnswer
+
+	deadline time.Time       // of the connection
+	ctx      context.Context // whose cancelling stop unregisters
+	stop     func() bool
+
+	ans submitAnswer
 }
 
 func newConnSender(c *Client) *connSender {
@@ -53,20 +58,33 @@ func (s *connSender) send(ctx context.Context, body []byte, n int) ([]result, er
 }
 
 func (s *connSender) roundTrip(ctx context.Context, body []byte) ([]result, error) {
-	deadline := time.Now().Add(s.timeout)
+	now := time.Now()
 	if s.conn == nil {
-		d := net.Dialer{Deadline: deadline}
+		d := net.Dialer{Deadline: now.Add(s.timeout)}
 		c, err := d.DialContext(ctx, s.network, s.address)
 		if err != nil {
 			return nil, fmt.Errorf("POST /v1/events at %s: %w", s.address, err)
 		}
 		s.conn, s.br, s.bw = c, bufio.NewReaderSize(c, 16<<10), bufio.NewWriterSize(c, 64<<10)
+		s.deadline = time.Time{}
 	}
-	// NB: cancelling ctx ends a request in flight by moving its deadline.
-	stop := context.AfterFunc(ctx, func() { s.conn.SetDeadline(time.Now()) })
-	defer stop()
-	if err := s.conn.SetDeadline(deadline); err != nil {
-		return nil, fmt.Errorf("set deadline: %w", err)
+	if ctx != s.ctx || s.stop == nil {
+		// Cancelling ctx ends a request in flight by moving the
+		// connection's deadline; registered once per connection and
+		// context, not per request.
+		if s.stop != nil {
+			s.stop()
+		}
+		conn := s.conn
+		s.ctx, s.stop = ctx, context.AfterFunc(ctx, func() { conn.SetDeadline(time.Now()) })
+	}
+	// The deadline is moved on only once half of it has passed: each
+	// request has between timeout/2 and timeout.
+	if s.deadline.Sub(now) < s.timeout/2 {
+		s.deadline = now.Add(s.timeout)
+		if err := s.conn.SetDeadline(s.deadline); err != nil {
+			return nil, fmt.Errorf("set deadline: %w", err)
+		}
 	}
 
 	s.head = append(s.head[:0], "POST /v1/events HTTP/1.1\r\nHost: pstated\r\n"+
@@ -124,6 +142,10 @@ func (s *connSender) decode(b []byte) ([]result, error) {
 
 // close drops the connection; the next request dials a new one.
 func (s *connSender) close() {
+	if s.stop != nil {
+		s.stop()
+		s.ctx, s.stop = nil, nil
+	}
 	if s.conn != nil {
 		s.conn.Close()
 		s.conn, s.br, s.bw = nil, nil, nil

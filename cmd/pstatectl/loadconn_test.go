@@ -129,3 +129,40 @@ func TestConnSenderDaemonGone(t *testing.T) {
 		t.Fatalf("err %v", err)
 	}
 }
+
+// A request in flight ends when its context is cancelled, also on a
+// connection that served requests under another context before.
+func TestConnSenderCancelInFlight(t *testing.T) {
+	arrived, release := make(chan struct{}, 1), make(chan struct{})
+	var hang atomic.Bool
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if hang.Load() {
+			arrived <- struct{}{}
+			<-release
+			return
+		}
+		answerJSON(w, 200, map[string]any{"seq": 1,
+			"results": []map[string]any{{"seq": 1, "duplicate": false}}})
+	}))
+	defer srv.Close()
+	defer close(release)
+	c, err := NewClient(strings.TrimPrefix(srv.URL, "http://"), "", 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	s := newConnSender(c)
+	defer s.close()
+	if _, err := s.send(context.Background(), []byte(`{}`), 1); err != nil {
+		t.Fatal(err)
+	}
+	hang.Store(true)
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		<-arrived
+		cancel()
+	}()
+	if _, err := s.send(ctx, []byte(`{}`), 1); err == nil {
+		t.Fatal("a cancelled request in flight succeeded")
+	}
+}
