@@ -3,9 +3,12 @@ package pstate
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"runtime"
 	"testing"
 	"time"
+
+	"github.com/pstate/pstate/checkpoint"
 )
 
 // benchLog encodes records step events over the jobs of benchState(n), each
@@ -30,10 +33,20 @@ func benchLog(n, records int) [][]byte {
 	return out
 }
 
-// BenchmarkRecover decodes a snapshot of n jobs (20-attempt histories) and
-// replays 1M records after it through a Recovery, reporting the decoded
-// snapshot bytes and the records per CPU second and per wall second, and
-// apart the CPU time State takes to build the immutable maps at the end.
+// BenchmarkRecover measures a recovery of n jobs (20-attempt histories)
+// and 1M log records after them, phase by phase, each over the same bytes:
+//
+//   - unzstd: the snapshot file's decompression and checksums alone;
+//   - decode: DecodeRecovery over the decompressed body held in memory;
+//   - load: DecodeRecovery over checkpoint.Decode's body, as the daemon
+//     loads a snapshot file (decompression and decoding together);
+//   - replay: the 1M records through Recovery.Replay;
+//   - build: Recovery.State, the immutable maps built once.
+//
+// Snapshot rates are MB of decoded body, per CPU second (all goroutines,
+// the collector included: the machine is shared, so CPU time is the steadier
+// number) and per wall second. total-s is load, replay and build, wall.
+// allocs/job counts the decode phase's allocations per job.
 func BenchmarkRecover(b *testing.B) {
 	const records = 1_000_000
 	for _, n := range []int{100_000, 1_000_000} {
@@ -41,44 +54,113 @@ func BenchmarkRecover(b *testing.B) {
 			if n > 100_000 && testing.Short() {
 				b.Skip("1M jobs: not under -short")
 			}
-			var snap bytes.Buffer
-			if err := benchState(n).EncodeSnapshot(&snap); err != nil {
-				b.Fatal(err)
-			}
-			log := benchLog(n, records)
-			b.ResetTimer()
-			var decCPU, repCPU, decWall, repWall, buildCPU time.Duration
-			for range b.N {
-				cpu0, t0 := cpuTime(), time.Now()
-				r, err := DecodeRecovery(bytes.NewReader(snap.Bytes()), 1)
-				if err != nil {
-					b.Fatal(err)
-				}
-				cpu1, t1 := cpuTime(), time.Now()
-				for i, rec := range log {
-					if err := r.Replay(uint64(i+2), rec); err != nil {
-						b.Fatal(err)
-					}
-				}
-				cpu2, t2 := cpuTime(), time.Now()
-				s := r.State()
-				decCPU, repCPU = decCPU+cpu1-cpu0, repCPU+cpu2-cpu1
-				decWall, repWall = decWall+t1.Sub(t0), repWall+t2.Sub(t1)
-				buildCPU += cpuTime() - cpu2
-				if s.Seq() != records+1 {
-					b.Fatalf("seq %d", s.Seq())
-				}
-			}
-			mb := float64(snap.Len()) * float64(b.N) / 1e6
-			recs := float64(records) * float64(b.N)
-			b.ReportMetric(mb/decCPU.Seconds(), "decode-MB/cpu-s")
-			b.ReportMetric(mb/decWall.Seconds(), "decode-MB/s")
-			b.ReportMetric(recs/repCPU.Seconds(), "records/cpu-s")
-			b.ReportMetric(recs/repWall.Seconds(), "records/s")
-			// State: the immutable maps built once from the Go maps.
-			b.ReportMetric(buildCPU.Seconds()/float64(b.N), "build-cpu-s")
+			benchRecover(b, n, records)
 		})
 	}
+}
+
+// recoverPhases sums the CPU and wall time of each phase over b's loop.
+type recoverPhases struct {
+	cpu, wall [5]time.Duration // unzstd, decode, load, replay, build
+	mallocs   uint64           // decode phase
+}
+
+const (
+	phUnzstd = iota
+	phDecode
+	phLoad
+	phReplay
+	phBuild
+)
+
+// time runs fn and adds its CPU and wall time to phase i.
+func (p *recoverPhases) time(i int, fn func()) {
+	cpu0, t0 := cpuTime(), time.Now()
+	fn()
+	p.cpu[i] += cpuTime() - cpu0
+	p.wall[i] += time.Since(t0)
+}
+
+func benchRecover(b *testing.B, n, records int) {
+	var body, file bytes.Buffer
+	s := benchState(n)
+	if err := s.EncodeSnapshot(&body); err != nil {
+		b.Fatal(err)
+	}
+	seq, counts := s.Meta()
+	meta := checkpoint.Meta{Seq: seq, Counts: counts}
+	if _, err := checkpoint.Encode(&file, meta, s.EncodeSnapshot); err != nil {
+		b.Fatal(err)
+	}
+	s = nil
+	log := benchLog(n, records)
+	var p recoverPhases
+	b.ResetTimer()
+	for range b.N {
+		b.StopTimer()
+		runtime.GC()
+		b.StartTimer()
+		p.time(phUnzstd, func() {
+			err := checkpoint.Decode(bytes.NewReader(file.Bytes()),
+				func(_ checkpoint.Meta, r io.Reader) error {
+					_, err := io.Copy(io.Discard, r)
+					return err
+				})
+			if err != nil {
+				b.Fatal(err)
+			}
+		})
+		var ms0, ms1 runtime.MemStats
+		runtime.ReadMemStats(&ms0)
+		p.time(phDecode, func() {
+			if _, err := DecodeRecovery(bytes.NewReader(body.Bytes()), seq); err != nil {
+				b.Fatal(err)
+			}
+		})
+		runtime.ReadMemStats(&ms1)
+		p.mallocs += ms1.Mallocs - ms0.Mallocs
+		b.StopTimer()
+		runtime.GC()
+		b.StartTimer()
+		var r *Recovery
+		p.time(phLoad, func() {
+			err := checkpoint.Decode(bytes.NewReader(file.Bytes()),
+				func(m checkpoint.Meta, body io.Reader) error {
+					var err error
+					r, err = DecodeRecovery(body, m.Seq)
+					return err
+				})
+			if err != nil {
+				b.Fatal(err)
+			}
+		})
+		p.time(phReplay, func() {
+			for i, rec := range log {
+				if err := r.Replay(seq+uint64(i)+1, rec); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		p.time(phBuild, func() {
+			if got := r.State().Seq(); got != seq+uint64(records) {
+				b.Fatalf("seq %d", got)
+			}
+		})
+	}
+	mb := float64(body.Len()) * float64(b.N) / 1e6
+	recs := float64(records) * float64(b.N)
+	for i, name := range []string{"unzstd", "decode", "load"} {
+		b.ReportMetric(mb/p.cpu[i].Seconds(), name+"-MB/cpu-s")
+		b.ReportMetric(mb/p.wall[i].Seconds(), name+"-MB/s")
+	}
+	b.ReportMetric(recs/p.cpu[phReplay].Seconds(), "records/cpu-s")
+	b.ReportMetric(recs/p.wall[phReplay].Seconds(), "records/s")
+	b.ReportMetric(p.cpu[phBuild].Seconds()/float64(b.N), "build-cpu-s")
+	b.ReportMetric(p.wall[phBuild].Seconds()/float64(b.N), "build-s")
+	total := p.wall[phLoad] + p.wall[phReplay] + p.wall[phBuild]
+	b.ReportMetric(total.Seconds()/float64(b.N), "total-s")
+	b.ReportMetric(float64(p.mallocs)/float64(n)/float64(b.N), "allocs/job")
+	b.ReportMetric(float64(body.Len())/1e6, "body-MB")
 }
 
 // BenchmarkApplyGroup applies step events as the loop does: groups of 4096

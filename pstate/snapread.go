@@ -8,28 +8,43 @@ import (
 )
 
 // snapReader decodes a snapshot body from a buffer it refills from r; the
-// first error sticks and carries the body offset. Strings that repeat
-// across jobs (names, workers, step names, labels) are interned, and a job
-// whose declared steps or labels equal a recent job's shares that slice
-// (they never change after submission), so a decoded state holds one copy
-// of each.
+// first error sticks and carries the body offset. Strings are checked as
+// they are read (length, UTF-8, control characters), so an error names the
+// offset of the string at fault. Strings that repeat across jobs (names,
+// workers, step names, labels) are interned, and a job whose declared steps
+// or labels equal a recent job's shares that slice (they never change after
+// submission), so a decoded state holds one copy of each. The rest is
+// carved from the slabs of alloc: a few allocations serve many jobs.
 type snapReader struct {
 	r    io.Reader
 	buf  []byte // buf[pos:] is read but not yet decoded
 	pos  int
-	off  int64 // body offset of buf[pos]
+	base int64 // body offset of buf[0]
 	rerr error // the reader's error; io.EOF at the end
 	err  error
 
+	alloc  snapAlloc
+	jobID  string // the job being read, named by errors
 	intern map[string]string
 	steps  [8][]string // recent distinct step lists, round robin
 	labels [8][]label
 	ns, nl int
-	// The last job's steps or labels are a list an earlier job had (and
-	// passed checkJob with: the decoder stops at the first that fails).
-	sharedSteps, sharedLabels bool
-	scrS                      []string
-	scrL                      []label
+	// The last job's strings, the hints of common.
+	last       job
+	lastLabels []label
+	lastSteps  []string
+	scrS       []string
+	scrL       []label
+	scrID      []byte
+
+	js      []*job       // the jobs read, ascending
+	ws      []*workspace // the workspaces read, ascending
+	lastJob int          // index in js of the last workspace's job
+
+	// The attempt checks' counters, by step index: the last attempt
+	// number seen and whether it is still running.
+	next    [MaxSteps]uint32
+	running [MaxSteps]bool
 }
 
 const (
@@ -42,6 +57,9 @@ func newSnapReader(r io.Reader) *snapReader {
 	return &snapReader{r: r, buf: make([]byte, 0, snapBufSize), intern: map[string]string{}}
 }
 
+// offset is the body offset of the next byte to decode.
+func (d *snapReader) offset() int64 { return d.base + int64(d.pos) }
+
 // fill makes n bytes available in buf[pos:], reading as needed; false when
 // the body ends (or fails) first. n is at most a string's limit plus a
 // varint, far below the buffer's size.
@@ -52,6 +70,7 @@ func (d *snapReader) fill(n int) bool {
 		}
 		if d.pos > 0 {
 			k := copy(d.buf, d.buf[d.pos:])
+			d.base += int64(d.pos)
 			d.buf, d.pos = d.buf[:k], 0
 		}
 		if cap(d.buf)-len(d.buf) < n {
@@ -66,9 +85,19 @@ func (d *snapReader) fill(n int) bool {
 	return true
 }
 
+// corrupt records bad bytes at the current offset.
 func (d *snapReader) corrupt(kind string) error {
+	return d.corruptAt(d.offset(), kind, nil)
+}
+
+// corruptAt records bad bytes at off: kind says what (within the job being
+// read, if any), err (may be nil) why.
+func (d *snapReader) corruptAt(off int64, kind string, err error) error {
 	if d.err == nil {
-		d.err = &CorruptionError{Offset: d.off, Kind: kind}
+		if d.jobID != "" {
+			kind = fmt.Sprintf("job %q: %s", d.jobID, kind)
+		}
+		d.err = &CorruptionError{Offset: off, Kind: kind, Err: err}
 	}
 	return d.err
 }
@@ -78,34 +107,46 @@ func (d *snapReader) readErr(err error) {
 		err = io.ErrUnexpectedEOF
 	}
 	if d.err == nil {
-		d.err = &CorruptionError{Offset: d.off, Kind: "truncated or unreadable", Err: err}
+		d.err = &CorruptionError{Offset: d.offset(), Kind: "truncated or unreadable", Err: err}
 	}
-}
-
-func (d *snapReader) advance(n int) {
-	d.pos += n
-	d.off += int64(n)
 }
 
 func (d *snapReader) byte() byte {
 	if d.err != nil {
 		return 0
 	}
-	if !d.fill(1) {
+	if d.pos == len(d.buf) && !d.fill(1) {
 		d.readErr(d.rerr)
 		return 0
 	}
 	c := d.buf[d.pos]
-	d.advance(1)
+	d.pos++
 	return c
 }
 
+// uvarint reads a uvarint in its shortest form: one value, one encoding.
+// The one-byte case is kept small enough to inline.
 func (d *snapReader) uvarint() uint64 {
+	if d.pos < len(d.buf) && d.buf[d.pos] < 0x80 && d.err == nil {
+		d.pos++
+		return uint64(d.buf[d.pos-1])
+	}
+	return d.uvarintLong()
+}
+
+func (d *snapReader) uvarintLong() uint64 {
 	if d.err != nil {
 		return 0
 	}
-	d.fill(binary.MaxVarintLen64)
-	v, n := binary.Uvarint(d.buf[d.pos:])
+	if len(d.buf)-d.pos < binary.MaxVarintLen64 {
+		d.fill(binary.MaxVarintLen64) // short near the end: Uvarint says so
+	}
+	if v, n := fastUvarint(d.buf, d.pos); n > 0 {
+		d.pos += n
+		return v
+	}
+	b := d.buf[d.pos:]
+	v, n := binary.Uvarint(b)
 	switch {
 	case n == 0:
 		d.readErr(d.rerr)
@@ -113,12 +154,30 @@ func (d *snapReader) uvarint() uint64 {
 	case n < 0:
 		d.corrupt("varint overflows 64 bits")
 		return 0
-	case n != uvarintLen(v):
+	case b[n-1] == 0:
+		// A last byte of zero adds no bits: a shorter form exists.
 		d.corrupt("varint not in its shortest form")
 		return 0
 	}
-	d.advance(n)
+	d.pos += n
 	return v
+}
+
+// fastUvarint decodes the uvarint at b[p:] and its length, or 0 when it
+// is cut short, overflows or is not in its shortest form (the caller's
+// checked path then says which).
+func fastUvarint(b []byte, p int) (v uint64, n int) {
+	for i := 0; i < binary.MaxVarintLen64 && p+i < len(b); i++ {
+		c := b[p+i]
+		v |= uint64(c&0x7f) << (7 * i)
+		if c < 0x80 {
+			if (c == 0 && i > 0) || (i == binary.MaxVarintLen64-1 && c > 1) {
+				return 0, 0
+			}
+			return v, i + 1
+		}
+	}
+	return 0, 0
 }
 
 // varint reads a signed varint: binary.Varint's zigzag form of a uvarint,
@@ -126,35 +185,6 @@ func (d *snapReader) uvarint() uint64 {
 func (d *snapReader) varint() int64 {
 	u := d.uvarint()
 	return int64(u>>1) ^ -int64(u&1)
-}
-
-// str reads a string of at most max bytes; intern shares repeated ones.
-func (d *snapReader) str(max int, intern bool) string {
-	n := d.uvarint()
-	if d.err != nil {
-		return ""
-	}
-	if n > uint64(max) {
-		d.corrupt(fmt.Sprintf("string of %d bytes, more than %d", n, max))
-		return ""
-	}
-	if !d.fill(int(n)) {
-		d.readErr(d.rerr)
-		return ""
-	}
-	b := d.buf[d.pos : d.pos+int(n)]
-	d.advance(int(n))
-	if !intern || n > maxInternSize {
-		return string(b)
-	}
-	if s, ok := d.intern[string(b)]; ok {
-		return s
-	}
-	s := string(b)
-	if len(d.intern) < maxInterned {
-		d.intern[s] = s
-	}
-	return s
 }
 
 // count reads a count and refuses one above max.
@@ -169,70 +199,113 @@ func (d *snapReader) count(what string, max uint64) int {
 	return int(n)
 }
 
-func (d *snapReader) job() *job {
-	j := &job{
-		id: d.str(MaxIDBytes, false), name: d.str(MaxNameBytes, true),
-		worker: d.str(MaxNameBytes, true), reason: d.str(MaxReasonBytes, true),
+// text reads a string of field (at most max bytes), checked as
+// checkString checks it, and refused when empty if nonEmpty. The bytes are
+// valid until the next read; nil after an error.
+func (d *snapReader) text(field string, max int, ident, nonEmpty bool) []byte {
+	start := d.offset()
+	n := d.uvarint()
+	if d.err != nil {
+		return nil
 	}
-	d.sharedSteps, d.sharedLabels = false, false
-	j.state = jobState(d.byte())
-	j.submitted, j.started, j.finished = d.varint(), d.varint(), d.varint()
-	if n := d.count("labels", MaxLabels); n > 0 {
-		d.scrL = d.scrL[:0]
-		for range n {
-			d.scrL = append(d.scrL, label{d.str(MaxLabelKey, true), d.str(MaxLabelValue, true)})
-		}
-		j.labels = d.shareLabels()
+	if n > uint64(max) {
+		d.corruptAt(start, field, fmt.Errorf("string of %d bytes, more than %d", n, max))
+		return nil
 	}
-	d.scrS = d.scrS[:0]
-	for range d.count("steps", MaxSteps) {
-		d.scrS = append(d.scrS, d.str(MaxIDBytes, true))
+	if !d.fill(int(n)) {
+		d.readErr(d.rerr)
+		return nil
 	}
-	j.steps = d.shareSteps()
-	if n := d.count("attempts", MaxSteps*MaxAttempt); n > 0 {
-		j.attempts = make([]attempt, 0, min(n, 1024))
-		for range n {
-			a := attempt{step: uint16(d.count("step index", MaxSteps)),
-				num: uint32(d.count("attempt", MaxAttempt)), status: d.byte()}
-			a.started, a.finished = d.varint(), d.varint()
-			exit := d.varint()
-			if exit < minExitCode || exit > maxExitCode {
-				d.corrupt("exit code out of range")
-			}
-			a.exit = int32(exit)
-			j.attempts = append(j.attempts, a)
+	b := d.buf[d.pos : d.pos+int(n)]
+	d.pos += int(n)
+	if n == 0 && nonEmpty {
+		d.corruptAt(start, field, fmt.Errorf("empty"))
+		return nil
+	}
+	if !plainText(b, ident) {
+		if err := checkString(field, string(b), max, ident); err != nil {
+			d.corruptAt(start, field, err)
+			return nil
 		}
 	}
-	if n := d.count("workspaces", MaxJobWorkspaces); n > 0 {
-		j.workspaces = make([]string, 0, min(n, 1024))
-		for range n {
-			j.workspaces = append(j.workspaces, d.str(MaxIDBytes, false))
-		}
-	}
-	return j
+	return b
 }
 
-// shareSteps returns a recent job's step list equal to d.scrS, or a copy.
-func (d *snapReader) shareSteps() []string {
+// plainText reports whether b is printable ASCII (free text may also hold
+// tab, newline and other control characters but NUL): such bytes pass
+// checkString, which the rest is left to.
+func plainText(b []byte, ident bool) bool {
+	lo := byte(1)
+	if ident {
+		lo = 0x20
+	}
+	for _, c := range b {
+		if c < lo || c > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+// str reads a string as text does and returns it held by the reader's
+// arena.
+func (d *snapReader) str(field string, max int, ident, nonEmpty bool) string {
+	return d.alloc.str(d.text(field, max, ident, nonEmpty))
+}
+
+// common reads a string as text does and interns it: one copy of each
+// short string that repeats. hint is the string expected (the same field
+// of the job before): equal bytes take it without a lookup.
+func (d *snapReader) common(field string, max int, ident, nonEmpty bool, hint string) string {
+	b := d.text(field, max, ident, nonEmpty)
+	if len(b) == 0 {
+		return ""
+	}
+	if string(b) == hint {
+		return hint
+	}
+	if len(b) > maxInternSize {
+		return d.alloc.str(b)
+	}
+	if s, ok := d.intern[string(b)]; ok {
+		return s
+	}
+	s := d.alloc.str(b)
+	if len(d.intern) < maxInterned {
+		d.intern[s] = s
+	}
+	return s
+}
+
+// shareSteps returns a recent job's step list equal to d.scrS, or a copy
+// after checking that no name is declared twice.
+func (d *snapReader) shareSteps(start int64) []string {
+	if slices.Equal(d.lastSteps, d.scrS) {
+		return d.lastSteps
+	}
 	for _, s := range d.steps {
 		if s != nil && slices.Equal(s, d.scrS) {
-			d.sharedSteps = true
 			return s
 		}
 	}
-	s := slices.Clone(d.scrS)
-	if s == nil {
-		s = []string{}
+	for i, s := range d.scrS {
+		if slices.Contains(d.scrS[:i], s) {
+			d.corruptAt(start, "steps", fmt.Errorf("step %q declared twice", s))
+			return nil
+		}
 	}
+	s := slices.Clone(d.scrS)
 	d.steps[d.ns%len(d.steps)], d.ns = s, d.ns+1
 	return s
 }
 
 // shareLabels returns a recent job's labels equal to d.scrL, or a copy.
 func (d *snapReader) shareLabels() []label {
+	if slices.Equal(d.lastLabels, d.scrL) {
+		return d.lastLabels
+	}
 	for _, l := range d.labels {
 		if l != nil && slices.Equal(l, d.scrL) {
-			d.sharedLabels = true
 			return l
 		}
 	}
