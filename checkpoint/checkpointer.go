@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"sync"
 	"time"
 
@@ -49,6 +50,14 @@ type Config struct {
 	WALBytes int64
 	Poll     time.Duration
 
+	// Share bounds the CPU the encoding of a snapshot takes, as a share
+	// of one core's time: between short stretches of work the
+	// checkpointer sleeps, leaving the core to the event loop and the
+	// writers (a checkpoint then lasts about 1/Share times its CPU time).
+	// Default 0.5; 1 or more: no bound, but it still yields the
+	// scheduler every millisecond; negative: neither.
+	Share float64
+
 	Capture func() Capture
 	Log     Truncator
 
@@ -75,6 +84,9 @@ func (c *Config) fill() {
 	if c.Poll <= 0 {
 		c.Poll = time.Second
 	}
+	if c.Share == 0 {
+		c.Share = defaultShare
+	}
 }
 
 func (c *Config) validate() error {
@@ -87,6 +99,8 @@ func (c *Config) validate() error {
 		return fmt.Errorf("checkpoint: Config.Dir is empty")
 	case c.Keep < 1:
 		return fmt.Errorf("checkpoint: Config.Keep %d: must keep at least 1", c.Keep)
+	case math.IsNaN(c.Share):
+		return fmt.Errorf("checkpoint: Config.Share is NaN")
 	}
 	return nil
 }
@@ -340,7 +354,7 @@ func (c *Checkpointer) checkpoint() (Result, error) {
 	if c.written.Path != "" && c.written.Seq == meta.Seq {
 		res.Path, res.Bytes, res.Skipped = c.written.Path, c.written.Bytes, true
 	} else {
-		info, err := Write(c.cfg.FS, c.cfg.Dir, meta, cp.Encode)
+		info, err := write(c.cfg.FS, c.cfg.Dir, meta, cp.Encode, c.cfg.Share)
 		if err != nil {
 			return Result{}, err
 		}

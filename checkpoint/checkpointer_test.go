@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"math"
 	"reflect"
 	"strings"
 	"sync"
@@ -505,6 +506,8 @@ func TestStartRefusesBadConfig(t *testing.T) {
 		"no log":     {Dir: "/d", Capture: newPublisher(1).capture},
 		"no dir":     {Capture: newPublisher(1).capture, Log: &fakeLog{}},
 		"keep":       {Dir: "/d", Capture: newPublisher(1).capture, Log: &fakeLog{}, Keep: -1},
+		"share NaN": {Dir: "/d", Capture: newPublisher(1).capture, Log: &fakeLog{},
+			Share: math.NaN()},
 	} {
 		t.Run(name, func(t *testing.T) {
 			defer func() {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"sync"
 
 	"github.com/klauspost/compress/zstd"
 )
@@ -32,6 +33,11 @@ const maxWindow = 16 << 20
 // An error from body is returned wrapped; w then holds a partial snapshot
 // that any reader refuses.
 func Encode(w io.Writer, meta Meta, body func(w io.Writer) error) (n int64, err error) {
+	return encode(w, meta, body, newPacer(nil, 0))
+}
+
+// encode is Encode with the body passing through p (whose writer it sets).
+func encode(w io.Writer, meta Meta, body func(w io.Writer) error, p *pacer) (int64, error) {
 	hdr, err := appendHeader(nil, meta)
 	if err != nil {
 		return 0, err
@@ -41,13 +47,13 @@ func Encode(w io.Writer, meta Meta, body func(w io.Writer) error) (n int64, err 
 		return cw.n, err
 	}
 
-	enc, err := zstd.NewWriter(cw, zstd.WithEncoderLevel(encoderLevel),
-		zstd.WithEncoderConcurrency(1))
+	enc, err := getEncoder(cw)
 	if err != nil {
 		return cw.n, fmt.Errorf("checkpoint: new zstd encoder: %w", err)
 	}
-	raw := &countWriter{w: enc}
-	if err := body(raw); err != nil {
+	defer putEncoder(enc)
+	p.w, p.n = enc.Encoder, 0
+	if err := body(p); err != nil {
 		enc.Close()
 		return cw.n, fmt.Errorf("checkpoint: encode body: %w", err)
 	}
@@ -55,8 +61,38 @@ func Encode(w io.Writer, meta Meta, body func(w io.Writer) error) (n int64, err 
 		return cw.n, fmt.Errorf("checkpoint: compress body: %w", err)
 	}
 
-	err = cw.finish(raw.n)
+	err = cw.finish(p.n)
 	return cw.n, err
+}
+
+// pooledEncoder is a zstd encoder kept between snapshots: a new one
+// allocates its window and tables (several MiB), which a checkpoint every
+// few seconds would hand to the collector each time.
+type pooledEncoder struct {
+	*zstd.Encoder
+	level zstd.EncoderLevel
+}
+
+var encoders sync.Pool // of *pooledEncoder
+
+// getEncoder returns an encoder at encoderLevel writing a new stream to w.
+func getEncoder(w io.Writer) (*pooledEncoder, error) {
+	if e, ok := encoders.Get().(*pooledEncoder); ok && e.level == encoderLevel {
+		e.Reset(w)
+		return e, nil
+	}
+	enc, err := zstd.NewWriter(w, zstd.WithEncoderLevel(encoderLevel),
+		zstd.WithEncoderConcurrency(1))
+	if err != nil {
+		return nil, err
+	}
+	return &pooledEncoder{Encoder: enc, level: encoderLevel}, nil
+}
+
+// putEncoder returns e to the pool, holding no writer.
+func putEncoder(e *pooledEncoder) {
+	e.Reset(nil)
+	encoders.Put(e)
 }
 
 // Decode reads one snapshot from r. It checks the header, then calls fn
@@ -337,16 +373,4 @@ func (c *chunkWriter) finish(raw uint64) error {
 	c.flush()
 	c.t.raw, c.t.bodyCRC = raw, c.crc
 	return c.writeRaw(appendTrailer(nil, c.t))
-}
-
-// countWriter counts the bytes written through it.
-type countWriter struct {
-	w io.Writer
-	n uint64
-}
-
-func (c *countWriter) Write(p []byte) (int, error) {
-	n, err := c.w.Write(p)
-	c.n += uint64(n)
-	return n, err
 }

@@ -95,6 +95,7 @@ func countOps(t *testing.T) int {
 }
 
 func TestCrashAtEachStep(t *testing.T) {
+	withSyncEvery(t, 64<<10) // fsyncs inside the file are steps too
 	n := countOps(t)
 	t.Logf("a checkpoint makes %d operations", n)
 	sawOld, sawNew := false, false
@@ -143,6 +144,7 @@ func TestCrashAtEachStep(t *testing.T) {
 // checkpoint answers, the live files and a crash clone of them recover,
 // and the log was truncated only if the new snapshot was durable.
 func TestFaultAtEachStep(t *testing.T) {
+	withSyncEvery(t, 64<<10)
 	n := countOps(t)
 	failures := 0
 	for k := 0; k < n; k++ {

@@ -67,11 +67,21 @@
 // frame declaring a huge window is refused before memory is taken for it;
 // one decoder goroutine (none: zstd decodes in the caller).
 //
+// # Sharing the machine
+//
+// A checkpoint must not slow the writers. The Checkpointer encodes on one
+// goroutine (zstd in the caller, no goroutines of its own) and paces it
+// (Config.Share, pace.go): short stretches of work, then a sleep, so that
+// the event loop finds a core and a P free. The fsyncs inside the file
+// keep its dirty pages few, so that the log's fdatasyncs do not wait for
+// a large flush. zstd encoders are reused between snapshots.
+//
 // # Durability
 //
-// Write encodes into snap-<seq>.pst.tmp, fsyncs it, renames it into place
-// and fsyncs the directory; only then may the log be truncated. A failed
-// write or fsync removes the temporary file and leaves older snapshots as
-// they were. Load takes the newest sound snapshot the log covers, and falls
-// back to an older one past damage only when the log still covers it.
+// Write encodes into snap-<seq>.pst.tmp, fsyncing it every 1 MiB as it
+// goes and once at the end, renames it into place and fsyncs the
+// directory; only then may the log be truncated. A failed write or fsync
+// removes the temporary file and leaves older snapshots as they were. Load
+// takes the newest sound snapshot the log covers, and falls back to an
+// older one past damage only when the log still covers it.
 package checkpoint
