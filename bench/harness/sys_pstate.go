@@ -38,6 +38,13 @@ type pstateSys struct {
 	log *wal.Log
 	eng *pstate.Engine
 	cp  *checkpoint.Checkpointer
+
+	// Set before Load by benchmarks that look inside: onSync sees every
+	// fdatasync of the log, snapFS carries the checkpointer's file
+	// operations (default vfs.OS).
+	onSync func(d time.Duration, err error)
+	snapFS vfs.FS
+	share  float64 // checkpoint.Config.Share
 }
 
 func newPstate(dir string) *pstateSys { return &pstateSys{dir: dir} }
@@ -71,7 +78,8 @@ func (p *pstateSys) Load(ctx context.Context, ls *LoadSet) error {
 // start opens the log, bases it after root and starts engine and
 // checkpointer. Checkpoints run only when the harness asks.
 func (p *pstateSys) start(root *pstate.State) error {
-	log, err := wal.Open(filepath.Join(p.dir, walDir), wal.Options{Sync: wal.SyncAlways})
+	log, err := wal.Open(filepath.Join(p.dir, walDir),
+		wal.Options{Sync: wal.SyncAlways, OnSync: p.onSync})
 	if err != nil {
 		return err
 	}
@@ -83,7 +91,15 @@ func (p *pstateSys) start(root *pstate.State) error {
 	}
 	p.log = log
 	p.eng = pstate.Start(root, log, pstate.Options{})
+	p.startCheckpointer()
+	return nil
+}
+
+// startCheckpointer starts the checkpointer with p's settings.
+func (p *pstateSys) startCheckpointer() {
 	p.cp = checkpoint.Start(checkpoint.Config{
+		FS:       p.snapFS,
+		Share:    p.share,
 		Dir:      filepath.Join(p.dir, snapDir),
 		Interval: 1000 * time.Hour,
 		WALBytes: math.MaxInt64,
@@ -93,9 +109,15 @@ func (p *pstateSys) start(root *pstate.State) error {
 			return checkpoint.Capture{Meta: checkpoint.Meta{Seq: seq, Time: time.Now(), Counts: counts},
 				Encode: s.EncodeSnapshot}
 		},
-		Log: log,
+		Log: p.log,
 	})
-	return nil
+}
+
+// setShare restarts the checkpointer with Config.Share set to share.
+func (p *pstateSys) setShare(share float64) {
+	p.cp.Close()
+	p.share = share
+	p.startCheckpointer()
 }
 
 func (p *pstateSys) Submit(ctx context.Context, batch []workload.Event) error {
