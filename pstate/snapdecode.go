@@ -147,8 +147,15 @@ func containsStr(list []string, s string) bool {
 
 // jobLabels reads a job's labels: keys ascending, non-empty, without ':'.
 func (d *snapReader) jobLabels(j *job) {
+	if d.same(d.rawLabels) {
+		j.labels = d.lastLabels
+		return
+	}
+	start := d.offset()
+	defer d.keep(&d.rawLabels, start)
 	n := d.count("labels", MaxLabels)
 	if n == 0 {
+		d.lastLabels = nil
 		return
 	}
 	d.scrL = d.scrL[:0]
@@ -179,7 +186,12 @@ func (d *snapReader) jobLabels(j *job) {
 
 // jobSteps reads a job's declared steps: at least one, each named once.
 func (d *snapReader) jobSteps(j *job) {
+	if d.same(d.rawSteps) {
+		j.steps = d.lastSteps
+		return
+	}
 	start := d.offset()
+	defer d.keep(&d.rawSteps, start)
 	n := d.count("steps", MaxSteps)
 	if d.err != nil {
 		return
@@ -204,6 +216,9 @@ func (d *snapReader) jobSteps(j *job) {
 
 // jobAttempts reads a job's attempts: each of a declared step, numbered 1,
 // 2, ... per step, and only a step's last attempt may still be running.
+// fastAttempts decodes runs of them straight from the buffer; whatever it
+// leaves (an attempt cut by the buffer's end, or one with any fault) is
+// read here with the checked reads, which name the fault.
 func (d *snapReader) jobAttempts(j *job) {
 	n := d.count("attempts", MaxSteps*MaxAttempt)
 	if n == 0 || d.err != nil {
@@ -216,32 +231,22 @@ func (d *snapReader) jobAttempts(j *job) {
 	j.attempts = d.alloc.attempts(room)
 	clear(d.next[:len(j.steps)])
 	clear(d.running[:len(j.steps)])
-	for range n {
-		at := d.offset()
-		a, step, exit, ok := d.fastAttempt()
-		if !ok {
-			step = d.count("step index", MaxSteps)
-			a.num = uint32(d.count("attempt", MaxAttempt))
-			a.status = d.byte()
-			a.started, a.finished = d.varint(), d.varint()
-			exit = d.varint()
+	for len(j.attempts) < n {
+		if d.fastAttempts(j, n); len(j.attempts) == n {
+			return
 		}
+		at := d.offset()
+		var a attempt
+		step := d.count("step index", MaxSteps)
+		a.num = uint32(d.count("attempt", MaxAttempt))
+		a.status = d.byte()
+		a.started, a.finished = d.varint(), d.varint()
+		exit := d.varint()
 		if d.err != nil {
 			return
 		}
-		switch {
-		case step >= len(j.steps):
-			d.corruptAt(at, "attempts", fmt.Errorf("attempt of undeclared step %d", step))
-		case a.num != d.next[step]+1 || d.running[step]:
-			d.corruptAt(at, "attempts", fmt.Errorf("step %q: attempt %d out of order",
-				j.steps[step], a.num))
-		case a.status > asSkipped:
-			d.corruptAt(at, "attempts", fmt.Errorf("step %q: bad status byte %d",
-				j.steps[step], a.status))
-		case exit < minExitCode || exit > maxExitCode:
-			d.corruptAt(at, "attempts", fmt.Errorf("exit code out of range"))
-		}
-		if d.err != nil {
+		if err := d.checkAttempt(j, step, a, exit); err != nil {
+			d.corruptAt(at, "attempts", err)
 			return
 		}
 		a.step, a.exit = uint16(step), int32(exit)
@@ -250,37 +255,58 @@ func (d *snapReader) jobAttempts(j *job) {
 	}
 }
 
+// checkAttempt checks one attempt of j against the ones before it.
+func (d *snapReader) checkAttempt(j *job, step int, a attempt, exit int64) error {
+	switch {
+	case step >= len(j.steps):
+		return fmt.Errorf("attempt of undeclared step %d", step)
+	case a.num != d.next[step]+1 || d.running[step]:
+		return fmt.Errorf("step %q: attempt %d out of order", j.steps[step], a.num)
+	case a.status > asSkipped:
+		return fmt.Errorf("step %q: bad status byte %d", j.steps[step], a.status)
+	case exit < minExitCode || exit > maxExitCode:
+		return fmt.Errorf("exit code out of range")
+	}
+	return nil
+}
+
 // maxAttemptBytes is the most bytes an attempt takes: five varints and
 // the status byte.
 const maxAttemptBytes = 5*binary.MaxVarintLen64 + 1
 
-// fastAttempt decodes the next attempt straight from the buffer when it is
-// there whole and plain (step index and number in range, every varint in
-// its shortest form); ok false leaves the reader where it was, for the
-// checked reads to decode it and name any fault.
-func (d *snapReader) fastAttempt() (a attempt, step int, exit int64, ok bool) {
+// fastAttempts appends to j.attempts, up to n, the attempts held whole by
+// the buffer that are sound: varints in their shortest form, the checks of
+// checkAttempt passed. It stops before any other, leaving it unread.
+func (d *snapReader) fastAttempts(j *job, n int) {
 	if d.err != nil || len(d.buf)-d.pos < maxAttemptBytes && !d.fill(maxAttemptBytes) {
-		return a, 0, 0, false
+		return
 	}
 	b, p := d.buf, d.pos
-	var v [5]uint64
-	for i := range v {
-		x, n := fastUvarint(b, p)
-		if n == 0 {
-			return a, 0, 0, false
+	atts, nsteps := j.attempts, len(j.steps)
+	for len(atts) < n && len(b)-p >= maxAttemptBytes {
+		// Step index, attempt number and status: one byte each (the
+		// index and number while below 128); then the three varints.
+		step, num, status := int(b[p]), uint32(b[p+1]), b[p+2]
+		if step >= nsteps || num >= 0x80 || status > asSkipped ||
+			num != d.next[step]+1 || d.running[step] {
+			break
 		}
-		v[i], p = x, p+n
-		if i == 1 {
-			a.status, p = b[p], p+1
+		started, k1 := fastUvarint(b, p+3)
+		finished, k2 := fastUvarint(b, p+3+k1)
+		exit, k3 := fastUvarint(b, p+3+k1+k2)
+		if k1 == 0 || k2 == 0 || k3 == 0 {
+			break
 		}
+		x := zigzag(exit)
+		if x < minExitCode || x > maxExitCode {
+			break
+		}
+		atts = append(atts, attempt{started: zigzag(started), finished: zigzag(finished),
+			num: num, exit: int32(x), step: uint16(step), status: status})
+		d.next[step], d.running[step] = num, status == asRunning
+		p += 3 + k1 + k2 + k3
 	}
-	if v[0] > MaxSteps || v[1] > MaxAttempt {
-		return a, 0, 0, false
-	}
-	d.pos = p
-	a.num = uint32(v[1])
-	a.started, a.finished = zigzag(v[2]), zigzag(v[3])
-	return a, int(v[0]), zigzag(v[4]), true
+	j.attempts, d.pos = atts, p
 }
 
 func zigzag(u uint64) int64 { return int64(u>>1) ^ -int64(u&1) }

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"math/bits"
 	"slices"
 )
 
@@ -33,9 +34,11 @@ type snapReader struct {
 	last       job
 	lastLabels []label
 	lastSteps  []string
-	scrS       []string
-	scrL       []label
-	scrID      []byte
+	// The bytes of the last job's labels and steps sections, for same.
+	rawLabels, rawSteps []byte
+	scrS                []string
+	scrL                []label
+	scrID               []byte
 
 	js      []*job       // the jobs read, ascending
 	ws      []*workspace // the workspaces read, ascending
@@ -165,8 +168,40 @@ func (d *snapReader) uvarintLong() uint64 {
 
 // fastUvarint decodes the uvarint at b[p:] and its length, or 0 when it
 // is cut short, overflows or is not in its shortest form (the caller's
-// checked path then says which).
+// checked path then says which). Up to nine bytes are decoded from one
+// 8-byte load: the first clear top bit ends the varint, and three
+// mask-and-shift steps pack the 7-bit groups together.
 func fastUvarint(b []byte, p int) (v uint64, n int) {
+	if p < 0 || len(b)-p < 9 {
+		return slowUvarint(b, p)
+	}
+	x := binary.LittleEndian.Uint64(b[p:])
+	if ends := ^x & 0x8080808080808080; ends != 0 {
+		n = bits.TrailingZeros64(ends)/8 + 1
+		if n < 8 {
+			x &= 1<<(8*n) - 1
+		}
+		if n > 1 && x>>(8*(n-1)) == 0 {
+			return 0, 0 // a last byte of zero: not the shortest form
+		}
+		return pack7(x), n
+	}
+	if c := b[p+8]; c < 0x80 && c != 0 {
+		return pack7(x) | uint64(c)<<56, 9
+	}
+	return slowUvarint(b, p)
+}
+
+// pack7 joins the low 7 bits of each byte of x, the first byte lowest.
+func pack7(x uint64) uint64 {
+	x &= 0x7f7f7f7f7f7f7f7f
+	x = x&0x007f007f007f007f | x&0x7f007f007f007f00>>1
+	x = x&0x00003fff00003fff | x&0x3fff00003fff0000>>2
+	return x&0x000000000fffffff | x&0x0fffffff00000000>>4
+}
+
+// slowUvarint is fastUvarint a byte at a time.
+func slowUvarint(b []byte, p int) (v uint64, n int) {
 	for i := 0; i < binary.MaxVarintLen64 && p+i < len(b); i++ {
 		c := b[p+i]
 		v |= uint64(c&0x7f) << (7 * i)
@@ -257,6 +292,12 @@ func (d *snapReader) str(field string, max int, ident, nonEmpty bool) string {
 // short string that repeats. hint is the string expected (the same field
 // of the job before): equal bytes take it without a lookup.
 func (d *snapReader) common(field string, max int, ident, nonEmpty bool, hint string) string {
+	// The hint passed these checks: the same bytes need none.
+	if n := len(hint); n > 0 && n < 0x80 && d.err == nil && len(d.buf)-d.pos > n &&
+		d.buf[d.pos] == byte(n) && string(d.buf[d.pos+1:d.pos+1+n]) == hint {
+		d.pos += 1 + n
+		return hint
+	}
 	b := d.text(field, max, ident, nonEmpty)
 	if len(b) == 0 {
 		return ""
@@ -275,6 +316,31 @@ func (d *snapReader) common(field string, max int, ident, nonEmpty bool, hint st
 		d.intern[s] = s
 	}
 	return s
+}
+
+// same reports whether the next bytes are raw, and skips them if so. raw
+// is a section as the last job had it: the encoding is self-delimiting, so
+// the same bytes decode to the same values and end at the same place.
+func (d *snapReader) same(raw []byte) bool {
+	n := len(raw)
+	if n == 0 || d.err != nil || len(d.buf)-d.pos < n && !d.fill(n) {
+		return false
+	}
+	if string(d.buf[d.pos:d.pos+n]) != string(raw) {
+		return false
+	}
+	d.pos += n
+	return true
+}
+
+// keep copies the bytes read since body offset start into *raw, for same;
+// it empties *raw after an error or when the buffer no longer holds them.
+func (d *snapReader) keep(raw *[]byte, start int64) {
+	if d.err != nil || start < d.base {
+		*raw = (*raw)[:0]
+		return
+	}
+	*raw = append((*raw)[:0], d.buf[start-d.base:d.pos]...)
 }
 
 // shareSteps returns a recent job's step list equal to d.scrS, or a copy
