@@ -2,10 +2,11 @@ package faults
 
 import (
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sync"
 	"testing"
+
+	"github.com/pstate/pstate/internal/daemontest"
 )
 
 // The real binaries, built once per test binary on first use.
@@ -23,27 +24,13 @@ func binary(t *testing.T, name string) string {
 		if bins.err != nil {
 			return
 		}
-		for _, cmd := range []string{"pstated", "pstatectl"} {
-			b := exec.Command("go", "build", "-o", filepath.Join(bins.dir, cmd),
-				"github.com/pstate/pstate/cmd/"+cmd)
-			if out, err := b.CombinedOutput(); err != nil {
-				bins.err = &buildError{cmd: cmd, out: string(out), err: err}
-				return
-			}
-		}
+		bins.err = daemontest.Build(bins.dir, false, "pstated", "pstatectl")
 	})
 	if bins.err != nil {
 		t.Fatalf("build binaries: %v", bins.err)
 	}
 	return filepath.Join(bins.dir, name)
 }
-
-type buildError struct {
-	cmd, out string
-	err      error
-}
-
-func (e *buildError) Error() string { return e.cmd + ": " + e.err.Error() + "\n" + e.out }
 
 func removeBinaries() {
 	if bins.dir != "" {

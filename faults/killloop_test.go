@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/pstate/pstate/internal/daemontest"
 )
 
 // The kill -9 loop: the real pstated under `pstatectl load --record`,
@@ -89,7 +91,7 @@ func resend(r recorded) map[string]any {
 // duplicate at its seq; it returns how many it checked.
 func checkAnswered(t *testing.T, d *daemon, recs []recorded) int {
 	t.Helper()
-	c := d.client()
+	c := d.Client
 	var maxSeq uint64
 	for start := 0; start < len(recs); start += 1000 {
 		part := recs[start:min(start+1000, len(recs))]
@@ -132,10 +134,10 @@ func checkAnswered(t *testing.T, d *daemon, recs []recorded) int {
 // generator to give up.
 func runLoadUntilKill(t *testing.T, d *daemon, recFile, runID string, progress int) {
 	t.Helper()
-	load := exec.Command(binary(t, "pstatectl"), "load", "--addr", "unix:"+d.sock,
+	load := exec.Command(binary(t, "pstatectl"), "load", "--addr", "unix:"+d.Sock,
 		"--concurrency", "4", "--batch", "8", "--steps", "8", "--duration", "10m",
 		"--record", recFile, "--run-id", runID, "--progress", "20ms")
-	load.Env = cleanEnv()
+	load.Env = daemontest.CleanEnv()
 	stderr, err := load.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -152,7 +154,7 @@ func runLoadUntilKill(t *testing.T, d *daemon, recFile, runID string, progress i
 			seen++
 		}
 	}
-	d.kill()
+	d.Kill()
 	// The clients fail on the dead socket and give up; drain the rest.
 	for sc.Scan() {
 		out = append(out, sc.Text())
@@ -185,8 +187,8 @@ func TestKillLoop(t *testing.T) {
 		t.Fatal("the load generator recorded no answered event")
 	}
 	checked += checkAnswered(t, d, recs)
-	if code := d.stop(); code != 0 {
-		t.Fatalf("clean stop exited %d:\n%s", code, d.log())
+	if code := d.Stop(); code != 0 {
+		t.Fatalf("clean stop exited %d:\n%s", code, d.Log())
 	}
 	out, err := exec.Command(binary(t, "pstatectl"), "verify", "--data-dir", dataDir).CombinedOutput()
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/pstate/pstate/internal/daemontest"
 	"github.com/pstate/pstate/wal"
 	"github.com/pstate/pstate/wal/vfs"
 )
@@ -33,7 +34,7 @@ type finding struct {
 func verifyDir(t *testing.T, dir string) ([]finding, int) {
 	t.Helper()
 	cmd := exec.Command(binary(t, "pstatectl"), "verify", "--json", "--data-dir", dir)
-	cmd.Env = cleanEnv()
+	cmd.Env = daemontest.CleanEnv()
 	var out bytes.Buffer
 	cmd.Stdout = &out
 	err := cmd.Run()
@@ -59,7 +60,7 @@ func killedDir(t *testing.T, n int) (dir, logFile string, offs []int64) {
 	t.Helper()
 	dir = t.TempDir()
 	d := startDaemon(t, dir, "--checkpoint-interval", "1h", "--log-level", "warn")
-	c := d.client()
+	c := d.Client
 	for i := range n {
 		body := fmt.Sprintf(`{"type":"job.submitted","id":"v%d","job_id":"v%d","name":"n",`+
 			`"steps":["a"]}`, i, i)
@@ -67,7 +68,7 @@ func killedDir(t *testing.T, n int) (dir, logFile string, offs []int64) {
 			t.Fatalf("write: %d %s", code, b)
 		}
 	}
-	d.kill()
+	d.Kill()
 	info, err := wal.Scan(vfs.OS, filepath.Join(dir, "wal"),
 		func(_ uint64, off int64, _ []byte) error {
 			offs = append(offs, off)
@@ -82,12 +83,12 @@ func killedDir(t *testing.T, n int) (dir, logFile string, offs []int64) {
 // startFails runs pstated on dir, which must exit 1, and returns its log.
 func startFails(t *testing.T, dir string) string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), startBound)
+	ctx, cancel := context.WithTimeout(context.Background(), daemontest.StartBound)
 	defer cancel()
-	sock := filepath.Join(shortDir(t), "api.sock")
+	sock := filepath.Join(daemontest.ShortDir(t), "api.sock")
 	cmd := exec.CommandContext(ctx, binary(t, "pstated"), "--data-dir", dir,
 		"--listen", "unix:"+sock, "--metrics-listen", "")
-	cmd.Env = cleanEnv()
+	cmd.Env = daemontest.CleanEnv()
 	out, err := cmd.CombinedOutput()
 	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 {
 		t.Fatalf("pstated on a damaged dir: %v, want exit 1:\n%s", err, out)
@@ -128,10 +129,10 @@ func TestVerifyAgreesWithStart(t *testing.T) {
 		}
 		d := startDaemon(t, dir)
 		want := fmt.Sprintf(`"file":%q,"offset":%d`, logFile, last)
-		if !strings.Contains(d.log(), "torn log tail cut") || !strings.Contains(d.log(), want) {
-			t.Fatalf("pstated did not log the cut at %s:\n%s", want, d.log())
+		if !strings.Contains(d.Log(), "torn log tail cut") || !strings.Contains(d.Log(), want) {
+			t.Fatalf("pstated did not log the cut at %s:\n%s", want, d.Log())
 		}
-		code, b := call(t, d.client(), "GET", unixURL+"/v1/status", "", nil)
+		code, b := call(t, d.Client, "GET", unixURL+"/v1/status", "", nil)
 		if code != 200 || !strings.Contains(string(b), `"seq":5`) {
 			t.Fatalf("status after the cut: %d %s", code, b)
 		}

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/pstate/pstate/internal/daemontest"
 )
 
 // TestSubmitAndRead posts a job's life and reads it back with min_seq.
@@ -167,7 +169,7 @@ func TestErrors(t *testing.T) {
 		{"GET", "/v1/status?min_seq=1000000&wait=50ms", 504, "timeout"},
 		{"DELETE", "/v1/jobs", 405, "method_not_allowed"},
 	} {
-		a, err := do(d.client, tc.method, "http://pstated"+tc.path, nil)
+		a, err := do(d.Client, tc.method, "http://pstated"+tc.path, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -198,11 +200,11 @@ func TestAuthTCP(t *testing.T) {
 	if err := os.WriteFile(tokenFile, []byte("s3cret-token\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	dir := shortDir(t)
+	dir := daemontest.ShortDir(t)
 	sock := filepath.Join(dir, "api.sock")
 	d := start(t, t.TempDir(), nil, "--listen", "unix:"+sock+",127.0.0.1:0",
 		"--auth-token-file", tokenFile)
-	base := "http://" + d.addr("api", "tcp")
+	base := "http://" + d.Addr("api", "tcp")
 	c := &http.Client{}
 	defer c.CloseIdleConnections()
 
@@ -231,8 +233,8 @@ func TestAuthTCP(t *testing.T) {
 			}
 		}
 	}
-	d.client = unixClient(sock)
-	defer d.client.CloseIdleConnections()
+	d.Client = daemontest.UnixClient(sock)
+	defer d.Client.CloseIdleConnections()
 	mustStatus(t, "unix socket without token", d.get("/v1/status"), 200)
 	fi, err := os.Stat(sock)
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/pstate/pstate/cmd/internal/datadir"
+	"github.com/pstate/pstate/internal/daemontest"
 )
 
 // answered is one event the daemon answered 200 before the crash.
@@ -35,7 +36,7 @@ func loadJob(d *daemon, jobID string, rec *[]answered) bool {
 	for i, e := range steps {
 		e["id"] = fmt.Sprintf("%s/%d", jobID, i)
 		b, _ := json.Marshal(e)
-		a, err := do(d.client, "POST", "http://pstated/v1/events", b)
+		a, err := do(d.Client, "POST", "http://pstated/v1/events", b)
 		if err != nil || a.status != http.StatusOK {
 			return false
 		}
@@ -87,11 +88,11 @@ func TestKill9UnderLoad(t *testing.T) {
 	select {
 	case <-enough:
 	case <-stopped:
-		t.Fatalf("the load stopped before %d answers:\n%s", killAfter, d.log())
+		t.Fatalf("the load stopped before %d answers:\n%s", killAfter, d.Log())
 	}
-	d.kill()
+	d.Kill()
 	<-stopped
-	d.client.CloseIdleConnections()
+	d.Client.CloseIdleConnections()
 
 	findings, err := datadir.Verify(dir)
 	if err != nil {
@@ -105,12 +106,12 @@ func TestKill9UnderLoad(t *testing.T) {
 
 	// The killed daemon left its socket file; the new one, holding the
 	// lock, removes it and listens on the same path.
-	if _, err := os.Stat(d.sock); err != nil {
+	if _, err := os.Stat(d.Sock); err != nil {
 		t.Fatalf("no stale socket after kill -9: %v", err)
 	}
-	d2 := start(t, dir, nil, "--sync", "always", "--listen", "unix:"+d.sock)
-	d2.client = unixClient(d.sock)
-	defer d2.client.CloseIdleConnections()
+	d2 := start(t, dir, nil, "--sync", "always", "--listen", "unix:"+d.Sock)
+	d2.Client = daemontest.UnixClient(d.Sock)
+	defer d2.Client.CloseIdleConnections()
 	var all []answered
 	for _, r := range recs {
 		all = append(all, r...)
@@ -141,7 +142,7 @@ func TestKill9UnderLoad(t *testing.T) {
 			t.Fatalf("job %s: %s", id, r.body)
 		}
 	}
-	if code := d2.stop(); code != 0 {
+	if code := d2.Stop(); code != 0 {
 		t.Fatalf("exit %d", code)
 	}
 }
@@ -163,7 +164,7 @@ func crashWithRecords(t *testing.T, n int) string {
 	dir := t.TempDir()
 	d := start(t, dir, nil, "--checkpoint-interval", "1h")
 	submitJobs(t, d, "c", n)
-	d.kill()
+	d.Kill()
 	return dir
 }
 
@@ -182,12 +183,12 @@ func TestDamagedLogRefusesStart(t *testing.T) {
 	}
 
 	d := launch(t, dir, nil)
-	if code := d.wait(); code != 1 {
-		t.Fatalf("exit %d with a damaged log, want 1\n%s", code, d.log())
+	if code := d.Wait(); code != 1 {
+		t.Fatalf("exit %d with a damaged log, want 1\n%s", code, d.Log())
 	}
-	m, ok := d.waitLine(func(m map[string]any) bool { return m["msg"] == "pstated failed" })
+	m, ok := d.WaitLine(func(m map[string]any) bool { return m["msg"] == "pstated failed" })
 	if !ok {
-		t.Fatalf("no failure line:\n%s", d.log())
+		t.Fatalf("no failure line:\n%s", d.Log())
 	}
 	msg := fmt.Sprint(m["error"])
 	if m["file"] != path || m["offset"] == nil || !strings.Contains(msg, path) {
@@ -213,9 +214,9 @@ func TestTornTailRepaired(t *testing.T) {
 	f.Close()
 
 	d := start(t, dir, nil)
-	m, ok := d.recoveryLine(func(m map[string]any) bool { return m["msg"] == "torn log tail cut" })
+	m, ok := d.RecoveryLine(func(m map[string]any) bool { return m["msg"] == "torn log tail cut" })
 	if !ok {
-		t.Fatalf("no repair warning:\n%s", d.log())
+		t.Fatalf("no repair warning:\n%s", d.Log())
 	}
 	if m["file"] != path || m["offset"].(float64) != float64(fi.Size()) {
 		t.Fatalf("repair names %v at %v, want %s at %d", m["file"], m["offset"], path, fi.Size())
@@ -243,9 +244,9 @@ func TestKill9UnderCtlLoad(t *testing.T) {
 	dir := t.TempDir()
 	d := start(t, dir, nil, "--sync", "always", "--checkpoint-wal-bytes", "256KiB")
 	recFile := filepath.Join(t.TempDir(), "rec.ndjson")
-	load := exec.Command(ctl, "load", "--addr", "unix:"+d.sock, "--record", recFile,
+	load := exec.Command(ctl, "load", "--addr", "unix:"+d.Sock, "--record", recFile,
 		"--concurrency", "8", "--batch", "20", "--duration", "2m", "--progress", "0")
-	load.Env = cleanEnv()
+	load.Env = daemontest.CleanEnv()
 	var out bytes.Buffer
 	load.Stdout, load.Stderr = &out, &out
 	if err := load.Start(); err != nil {
@@ -255,19 +256,19 @@ func TestKill9UnderCtlLoad(t *testing.T) {
 	loadDone := make(chan struct{})
 	go func() {
 		_ = load.Wait() // fails once the daemon is gone
-		_ = d.cmd.Process.Kill()
+		_ = d.Cmd.Process.Kill()
 		close(loadDone)
 	}()
 	// The daemon logs each request at debug level: kill it once it has
 	// answered enough writes.
 	answeredWrites := 0
-	_, ok := d.waitLine(func(m map[string]any) bool {
+	_, ok := d.WaitLine(func(m map[string]any) bool {
 		if m["msg"] == "request" && m["path"] == "/v1/events" && m["status"] == 200.0 {
 			answeredWrites++
 		}
 		return answeredWrites >= 60
 	})
-	d.kill()
+	d.Kill()
 	<-loadDone
 	if !ok {
 		t.Fatalf("the load ended before %d answered writes:\n%s", 60, out.String())
@@ -304,7 +305,7 @@ func TestKill9UnderCtlLoad(t *testing.T) {
 			}
 		}
 	}
-	if code := d2.stop(); code != 0 {
+	if code := d2.Stop(); code != 0 {
 		t.Fatalf("exit %d", code)
 	}
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/pstate/pstate/checkpoint"
 	"github.com/pstate/pstate/cmd/internal/datadir"
+	"github.com/pstate/pstate/internal/daemontest"
 	"github.com/pstate/pstate/wal"
 	"github.com/pstate/pstate/wal/vfs"
 )
@@ -36,11 +37,11 @@ func TestSIGTERM(t *testing.T) {
 	dir := t.TempDir()
 	d := start(t, dir, nil, "--checkpoint-interval", "1h")
 	last := submitJobs(t, d, "j", 50)
-	if code := d.stop(); code != 0 {
-		t.Fatalf("exit status %d after SIGTERM, want 0\n%s", code, d.log())
+	if code := d.Stop(); code != 0 {
+		t.Fatalf("exit status %d after SIGTERM, want 0\n%s", code, d.Log())
 	}
-	if !strings.Contains(d.log(), `"final checkpoint"`) {
-		t.Fatalf("no final checkpoint in the log:\n%s", d.log())
+	if !strings.Contains(d.Log(), `"final checkpoint"`) {
+		t.Fatalf("no final checkpoint in the log:\n%s", d.Log())
 	}
 	snaps, err := checkpoint.List(vfs.OS, filepath.Join(dir, datadir.SnapshotDir))
 	if err != nil || len(snaps) == 0 {
@@ -57,7 +58,7 @@ func TestSIGTERM(t *testing.T) {
 	if info.Records != 0 || info.NextSeq != last+1 {
 		t.Fatalf("log after a clean stop: %+v; want no record and next seq %d", info, last+1)
 	}
-	if _, err := os.Stat(d.sock); !os.IsNotExist(err) {
+	if _, err := os.Stat(d.Sock); !os.IsNotExist(err) {
 		t.Fatalf("socket left behind: %v", err)
 	}
 
@@ -75,7 +76,7 @@ func TestSIGTERM(t *testing.T) {
 	if s := submitJobs(t, d2, "k", 1); s != last+1 {
 		t.Fatalf("first seq after restart %d, want %d", s, last+1)
 	}
-	if code := d2.stop(); code != 0 {
+	if code := d2.Stop(); code != 0 {
 		t.Fatalf("second stop: exit %d", code)
 	}
 }
@@ -85,12 +86,12 @@ func TestSIGTERM(t *testing.T) {
 func TestSecondDaemonRefused(t *testing.T) {
 	dir := t.TempDir()
 	d := start(t, dir, nil)
-	d2 := launch(t, dir, nil, "--listen", "unix:"+d.sock)
-	if code := d2.wait(); code != 1 {
-		t.Fatalf("second daemon: exit %d, want 1\n%s", code, d2.log())
+	d2 := launch(t, dir, nil, "--listen", "unix:"+d.Sock)
+	if code := d2.Wait(); code != 1 {
+		t.Fatalf("second daemon: exit %d, want 1\n%s", code, d2.Log())
 	}
-	pid := strconv.Itoa(d.cmd.Process.Pid)
-	if log := d2.log(); !strings.Contains(log, "in use") || !strings.Contains(log, "pid "+pid) {
+	pid := strconv.Itoa(d.Cmd.Process.Pid)
+	if log := d2.Log(); !strings.Contains(log, "in use") || !strings.Contains(log, "pid "+pid) {
 		t.Fatalf("second daemon does not name the holder (pid %s):\n%s", pid, log)
 	}
 	mustStatus(t, "first daemon after the second", d.get("/healthz"), http.StatusOK)
@@ -113,27 +114,27 @@ func TestUsage(t *testing.T) {
 			"--auth-token-file"},
 	} {
 		d := launch(t, t.TempDir(), tc.env, tc.args...)
-		if code := d.wait(); code != 2 {
-			t.Errorf("%s: exit %d, want 2\n%s", tc.name, code, d.log())
+		if code := d.Wait(); code != 2 {
+			t.Errorf("%s: exit %d, want 2\n%s", tc.name, code, d.Log())
 			continue
 		}
-		if !strings.Contains(d.log(), tc.want) {
-			t.Errorf("%s: message does not name %q:\n%s", tc.name, tc.want, d.log())
+		if !strings.Contains(d.Log(), tc.want) {
+			t.Errorf("%s: message does not name %q:\n%s", tc.name, tc.want, d.Log())
 		}
 	}
 
 	// The flag wins over a bad variable; PSTATED_LISTEN is honoured.
-	sock := filepath.Join(shortDir(t), "env.sock")
+	sock := filepath.Join(daemontest.ShortDir(t), "env.sock")
 	d := start(t, t.TempDir(), []string{"PSTATED_SYNC=sometimes", "PSTATED_LISTEN=unix:" + sock},
 		"--sync", "none")
-	d.client = unixClient(sock)
-	defer d.client.CloseIdleConnections()
+	d.Client = daemontest.UnixClient(sock)
+	defer d.Client.CloseIdleConnections()
 	a := d.get("/v1/status")
 	mustStatus(t, "status", a, http.StatusOK)
 	if got := a.json(t)["sync"]; got != "none" {
 		t.Fatalf("sync %v, want the flag's none", got)
 	}
-	if code := d.stop(); code != 0 {
+	if code := d.Stop(); code != 0 {
 		t.Fatalf("exit %d", code)
 	}
 }
@@ -143,7 +144,7 @@ func TestMetrics(t *testing.T) {
 	d := start(t, t.TempDir(), nil, "--metrics-listen", "127.0.0.1:0")
 	submitJobs(t, d, "m", 3)
 	mustStatus(t, "checkpoint", d.post("/v1/checkpoint", []byte{}), http.StatusOK)
-	resp, err := http.Get("http://" + d.addr("metrics", "tcp") + "/metrics")
+	resp, err := http.Get("http://" + d.Addr("metrics", "tcp") + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,12 +3,13 @@ package e2e
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sync"
 	"testing"
 
 	"go.uber.org/goleak"
+
+	"github.com/pstate/pstate/internal/daemontest"
 )
 
 // pstatedBin is the daemon built for the tests; binDir holds it.
@@ -26,11 +27,7 @@ func pstatectl(t *testing.T) string {
 	t.Helper()
 	ctlOnce.Do(func() {
 		ctlBin = filepath.Join(binDir, "pstatectl")
-		out, err := exec.Command("go", "build", "-o", ctlBin,
-			"github.com/pstate/pstate/cmd/pstatectl").CombinedOutput()
-		if err != nil {
-			ctlErr = fmt.Errorf("build pstatectl: %v\n%s", err, out)
-		}
+		ctlErr = daemontest.Build(binDir, false, "pstatectl")
 	})
 	if ctlErr != nil {
 		t.Fatal(ctlErr)
@@ -51,14 +48,8 @@ func runMain(m *testing.M) int {
 	defer os.RemoveAll(dir)
 	binDir = dir
 	pstatedBin = filepath.Join(dir, "pstated")
-	args := []string{"build", "-o", pstatedBin}
-	if raceEnabled {
-		args = append(args, "-race")
-	}
-	build := exec.Command("go", append(args, "github.com/pstate/pstate/cmd/pstated")...)
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "build pstated:", err)
+	if err := daemontest.Build(dir, raceEnabled, "pstated"); err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	code := m.Run()

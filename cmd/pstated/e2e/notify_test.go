@@ -5,17 +5,19 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/pstate/pstate/internal/daemontest"
 )
 
 // nextNotify reads notify datagrams until one holds want.
 func (d *daemon) nextNotify(want string) {
 	d.t.Helper()
 	buf := make([]byte, 4096)
-	_ = d.notify.SetReadDeadline(time.Now().Add(startTimeout))
+	_ = d.Notify.SetReadDeadline(time.Now().Add(daemontest.StartBound))
 	for {
-		n, err := d.notify.Read(buf)
+		n, err := d.Notify.Read(buf)
 		if err != nil {
-			d.t.Fatalf("no %s from pstated: %v\n%s", want, err, d.log())
+			d.t.Fatalf("no %s from pstated: %v\n%s", want, err, d.Log())
 		}
 		for _, line := range strings.Split(string(buf[:n]), "\n") {
 			if line == want {
@@ -31,11 +33,11 @@ func TestSystemdNotify(t *testing.T) {
 	d := start(t, t.TempDir(), []string{"WATCHDOG_USEC=200000"})
 	d.nextNotify("WATCHDOG=1")
 	d.nextNotify("WATCHDOG=1")
-	if err := d.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := d.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	d.nextNotify("STOPPING=1")
-	if code := d.wait(); code != 0 {
+	if code := d.Wait(); code != 0 {
 		t.Fatalf("exit %d", code)
 	}
 }

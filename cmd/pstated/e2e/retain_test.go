@@ -27,10 +27,10 @@ func TestRetainFinished(t *testing.T) {
 	a = d.get(fmt.Sprintf("/v1/jobs/r1?min_seq=%d&wait=25s", seq+1))
 	mustStatus(t, "job after its purge", a, http.StatusNotFound)
 
-	if err := d.cmd.Process.Signal(syscall.SIGINT); err != nil {
+	if err := d.Cmd.Process.Signal(syscall.SIGINT); err != nil {
 		t.Fatal(err)
 	}
-	if code := d.wait(); code != 0 {
+	if code := d.Wait(); code != 0 {
 		t.Fatalf("exit %d after SIGINT", code)
 	}
 }
