@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"runtime"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -352,4 +353,27 @@ func BenchmarkCapture(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkIDWindowGC: the cost a full id window (1M ids, as the event loop
+// holds it: the window and its index) adds to each garbage collection.
+func BenchmarkIDWindowGC(b *testing.B) {
+	const n = 1 << 20
+	s := NewStateWithIDWindow(n)
+	d := newDraft(s, s.ids.indexIDs())
+	for i := range n + n/4 { // past full: evictions too
+		d.addID("load-8f3k2-c"+strconv.Itoa(i%64)+"-e"+strconv.Itoa(i), uint64(i+1))
+	}
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	b.ResetTimer()
+	for range b.N {
+		runtime.GC()
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/GC")
+	b.ReportMetric(float64(ms.HeapObjects), "heap-objects")
+	b.ReportMetric(float64(ms.HeapAlloc)/(1<<20), "heap-MB")
+	runtime.KeepAlive(d)
 }

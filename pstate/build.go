@@ -22,7 +22,7 @@ func newIDSetBuilder() *idSetBuilder {
 func newBuildDraft(seq uint64, window int) *draft {
 	base := NewStateWithIDWindow(window)
 	base.seq = seq
-	d := newDraft(base, map[string]uint64{})
+	d := newDraft(base, newIDIndex(0))
 	d.build = true
 	return d
 }

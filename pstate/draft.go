@@ -31,11 +31,13 @@ type undo struct {
 	ws     wsEntry
 }
 
-// indexUndo restores one entry of the id index.
+// indexUndo restores one entry of the id index: an id added (where 0) is
+// dropped again, an id dropped from where (1 by hash, 2 extra) comes back.
 type indexUndo struct {
-	id  string
-	pos uint64
-	had bool
+	id     string
+	h, pos uint64
+	where  int8
+	extra  bool // an added id went to extra
 }
 
 // draft is a mutable state over an immutable root, used by one goroutine for
@@ -54,7 +56,7 @@ type draft struct {
 	jobs  map[string]jobEntry
 	ws    map[string]wsEntry
 	ids   idWindow
-	index map[string]uint64 // id -> position; nil: look ids up in the window
+	index *idIndex // id -> position; nil: look ids up in the window
 
 	// Undo records of the current request, when record is set.
 	record  bool
@@ -70,7 +72,7 @@ type draft struct {
 	wsRefs int
 }
 
-func newDraft(base *State, index map[string]uint64) *draft {
+func newDraft(base *State, index *idIndex) *draft {
 	return &draft{base: base, seq: base.seq, ids: base.ids, index: index,
 		jobs: make(map[string]jobEntry), ws: make(map[string]wsEntry)}
 }
@@ -110,15 +112,20 @@ func (d *draft) applied(id string) (uint64, bool) {
 	if id == "" {
 		return 0, false
 	}
+	return d.appliedHash(id, hashID(id))
+}
+
+// appliedHash is applied for an id whose hash is h.
+func (d *draft) appliedHash(id string, h uint64) (uint64, bool) {
 	if d.index == nil {
 		return d.ids.find(id)
 	}
-	pos, ok := d.index[id]
-	if !ok || pos < d.ids.start || pos >= d.ids.end {
+	pos, ok := d.index.lookup(&d.ids, id, h)
+	if !ok {
 		return 0, false
 	}
-	got, seq := d.ids.at(pos)
-	return seq, got == id
+	_, seq := d.ids.at(pos)
+	return seq, true
 }
 
 // entry returns the draft's entry for job id, recording an undo.
@@ -209,7 +216,8 @@ func (d *draft) setWS(id string, w *workspace) {
 
 // addID remembers an event id at seq; an id already held keeps its seq.
 func (d *draft) addID(id string, seq uint64) {
-	if _, held := d.applied(id); held {
+	h := hashID(id)
+	if _, held := d.appliedHash(id, h); held {
 		return
 	}
 	var claims *[]claim
@@ -217,29 +225,28 @@ func (d *draft) addID(id string, seq uint64) {
 		claims = &d.claims
 	}
 	pos := d.ids.end
-	old, oldPos, evicted := d.ids.push(id, seq, claims)
+	var old string
+	var oldH uint64
+	if d.index != nil && d.ids.len() >= d.ids.max {
+		// The oldest entry goes: read it while its chunk is in reach.
+		old, _ = d.ids.at(d.ids.start)
+		oldH = d.ids.hashAt(d.ids.start)
+	}
+	oldPos, evicted := d.ids.push(id, h, seq, claims)
 	if d.index == nil {
 		return
 	}
 	if evicted {
 		// The evicted entry is no longer in the window: drop it from
-		// the index unless the id came back later.
-		if p, in := d.index[old]; in && p == oldPos {
-			d.setIndex(old, 0, false)
+		// the index (unless the id came back later, at another position).
+		if where := d.index.drop(old, oldH, oldPos); where != 0 && d.record {
+			d.idxUndo = append(d.idxUndo, indexUndo{id: old, h: oldH, pos: oldPos,
+				where: int8(where)})
 		}
 	}
-	d.setIndex(id, pos, true)
-}
-
-func (d *draft) setIndex(id string, pos uint64, set bool) {
+	extra := d.index.add(id, h, pos)
 	if d.record {
-		p, had := d.index[id]
-		d.idxUndo = append(d.idxUndo, indexUndo{id: id, pos: p, had: had})
-	}
-	if set {
-		d.index[id] = pos
-	} else {
-		delete(d.index, id)
+		d.idxUndo = append(d.idxUndo, indexUndo{id: id, h: h, pos: pos, extra: extra})
 	}
 }
 
@@ -281,10 +288,15 @@ func (d *draft) rollback(m mark) {
 	}
 	for i := len(d.idxUndo) - 1; i >= m.index; i-- {
 		u := d.idxUndo[i]
-		if u.had {
-			d.index[u.id] = u.pos
-		} else {
-			delete(d.index, u.id)
+		switch {
+		case u.where == 1:
+			d.index.byHash[u.h] = u.pos
+		case u.where == 2:
+			d.index.extra[u.id] = u.pos
+		case u.extra:
+			delete(d.index.extra, u.id)
+		default:
+			delete(d.index.byHash, u.h)
 		}
 	}
 	d.seq, d.ids = m.seq, m.ids

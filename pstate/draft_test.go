@@ -54,12 +54,21 @@ func TestPropertyDraftGroups(t *testing.T) {
 			}
 			cur = d.commit()
 			assertSameState(t, cur, model)
-			for id, pos := range d.index {
-				if pos >= cur.ids.start {
-					if got, _ := cur.ids.at(pos); got != id {
-						t.Fatalf("index: %q at %d, the window holds %q", id, pos, got)
-					}
+			for h, pos := range d.index.byHash {
+				if !cur.ids.holds(pos) {
+					t.Fatalf("index: hash %x at %d, outside the window", h, pos)
 				}
+				if got := cur.ids.hashAt(pos); got != h {
+					t.Fatalf("index: hash %x at %d, the window holds %x", h, pos, got)
+				}
+			}
+			for id, pos := range d.index.extra {
+				if got, _ := cur.ids.at(pos); !cur.ids.holds(pos) || got != id {
+					t.Fatalf("index: %q at %d, the window holds %q", id, pos, got)
+				}
+			}
+			if n := d.index.len(); n != cur.ids.len() {
+				t.Fatalf("index holds %d ids, the window %d", n, cur.ids.len())
 			}
 			if err := cur.ids.each(func(id string, seq uint64) error {
 				if got, ok := d.applied(id); !ok || got != seq {
@@ -161,7 +170,7 @@ func TestPropertyIDWindow(t *testing.T) {
 				if held {
 					continue
 				}
-				v.w.push(id, seq, &claims)
+				v.w.push(id, hashID(id), seq, &claims)
 				if v.model = append(v.model, entry{id, seq}); len(v.model) > max {
 					v.model = v.model[1:]
 				}

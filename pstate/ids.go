@@ -1,27 +1,127 @@
 package pstate
 
 import (
+	"fmt"
+	"hash/maphash"
 	"slices"
 	"sync/atomic"
+	"unsafe"
 )
 
-// idChunkSize is how many (id, seq) entries one chunk of the id window holds.
-const idChunkSize = 1024
+// The id window holds up to a million ids. Kept as Go strings in Go maps it
+// was most of the daemon's heap objects and pointers, and each garbage
+// collection spent hundreds of milliseconds of CPU marking them. So an id's
+// bytes live in blocks owned by its chunk, and every table of the window
+// and its indexes is keyed by a hash of the id, with no pointers in it for
+// the collector to follow.
+const (
+	// idChunkSize is how many (id, seq) entries one chunk holds.
+	idChunkSize = 1024
+	// idBlockSize is the size of a chunk's blocks of id bytes; an id never
+	// straddles two blocks.
+	idBlockSize = 8 << 10
+	// maxIDBlocks is how many blocks a chunk of the longest ids takes.
+	maxIDBlocks = idChunkSize*MaxIDBytes/(idBlockSize-MaxIDBytes) + 1
+	// collided is a chunk index value: two of the chunk's ids share a
+	// hash, look the id up by a scan.
+	collided = 1<<16 - 1
+)
+
+// idSeed keys the hashes of ids. They are never stored on disk, so each
+// process picks its own.
+var idSeed = maphash.MakeSeed()
+
+func hashID(id string) uint64 { return maphash.String(idSeed, id) }
+
+// idBlock holds the bytes of some of a chunk's ids.
+type idBlock [idBlockSize]byte
 
 // idChunk is a fixed run of the window's entries. Entries are written once,
 // in apply order, by the one draft that claimed the slot (filled is the
 // claim counter). A root records how far the window reaches; it reads only
 // entries below that, which are never rewritten while it can see them, so
-// writing the slots above is invisible to it.
+// writing the slots above (and the block bytes after theirs) is invisible
+// to it.
 //
-// index maps each id to its slot; it is built when the last slot is
-// written, before any root that holds the chunk full can be published, and
-// only such roots read it.
+// Slot i's id is loc[i] (block, offset, length) in blocks; the bytes of
+// slot i+1 follow those of slot i, or start the next block. index maps each
+// id's hash to its slot; it is built when the last slot is written, before
+// any root that holds the chunk full can be published, and only such roots
+// read it.
 type idChunk struct {
 	filled atomic.Int32
-	ids    [idChunkSize]string
 	seqs   [idChunkSize]uint64
-	index  map[string]uint16
+	hashes [idChunkSize]uint64
+	loc    [idChunkSize]uint32 // block<<21 | offset<<8 | length
+	blocks [maxIDBlocks]*idBlock
+	index  map[uint64]uint16
+}
+
+// id returns slot i's id; the string shares the block's bytes, which never
+// change once written.
+func (c *idChunk) id(i int) string {
+	l := c.loc[i]
+	b, off, n := l>>21, (l>>8)&(idBlockSize-1), l&0xff
+	return unsafe.String(&c.blocks[b][off], n)
+}
+
+// write stores id's bytes after those of slot-1 and records where.
+func (c *idChunk) write(slot int, id string) {
+	if len(id) == 0 || len(id) > MaxIDBytes {
+		panic(fmt.Sprintf("pstate: id window given an id of %d bytes", len(id)))
+	}
+	var b, off uint32
+	if slot > 0 {
+		l := c.loc[slot-1]
+		b, off = l>>21, (l>>8)&(idBlockSize-1)+l&0xff
+		if int(off)+len(id) > idBlockSize {
+			b, off = b+1, 0
+		}
+	}
+	if c.blocks[b] == nil {
+		c.blocks[b] = new(idBlock)
+	}
+	copy(c.blocks[b][off:], id)
+	c.loc[slot] = b<<21 | off<<8 | uint32(len(id))
+}
+
+// copyPrefix returns a new chunk holding c's first n slots, with blocks of
+// its own: the blocks c shares are written past those slots by another
+// state.
+func (c *idChunk) copyPrefix(n int) *idChunk {
+	nc := new(idChunk)
+	for i := range n {
+		nc.write(i, c.id(i))
+	}
+	copy(nc.seqs[:n], c.seqs[:n])
+	copy(nc.hashes[:n], c.hashes[:n])
+	nc.filled.Store(int32(n))
+	return nc
+}
+
+// find returns id's slot among slots [lo, n), or -1. In a chunk full in
+// the caller's view (n == idChunkSize) the index finds it; otherwise a scan
+// of the hashes does (a chunk another state filled and then gave back
+// slots of may hold an index of ids this one never had).
+func (c *idChunk) find(id string, h uint64, lo, n int) int {
+	if n == idChunkSize {
+		slot, ok := c.index[h]
+		switch {
+		case !ok:
+			return -1
+		case slot != collided:
+			if int(slot) >= lo && c.id(int(slot)) == id {
+				return int(slot)
+			}
+			return -1
+		}
+	}
+	for i := lo; i < n; i++ {
+		if c.hashes[i] == h && c.id(i) == id {
+			return i
+		}
+	}
+	return -1
 }
 
 // idWindow remembers the ids of the last max events that carried one, so a
@@ -52,33 +152,33 @@ func newIDWindow(max int) idWindow {
 // len returns how many ids the window holds.
 func (w *idWindow) len() int { return int(w.end - w.start) }
 
+// holds reports whether pos lies in the window.
+func (w *idWindow) holds(pos uint64) bool { return pos >= w.start && pos < w.end }
+
 // at returns the entry at pos, which must lie in [start, end).
 func (w *idWindow) at(pos uint64) (string, uint64) {
 	off := pos - w.base
 	c := w.chunks[off/idChunkSize]
-	return c.ids[off%idChunkSize], c.seqs[off%idChunkSize]
+	return c.id(int(off % idChunkSize)), c.seqs[off%idChunkSize]
+}
+
+// hashAt returns the hash of the id at pos, which must lie in [start, end).
+func (w *idWindow) hashAt(pos uint64) uint64 {
+	off := pos - w.base
+	return w.chunks[off/idChunkSize].hashes[off%idChunkSize]
 }
 
 // find looks id up without an index: each full chunk through its map, the
 // last (open) one by a scan. O(window / idChunkSize); the engine and
-// recovery keep a Go map beside the window instead (see draft.applied).
+// recovery keep an idIndex beside the window instead (see draft.applied).
 func (w *idWindow) find(id string) (uint64, bool) {
+	h := hashID(id)
 	for ci, c := range w.chunks {
 		cbase := w.base + uint64(ci)*idChunkSize
-		if cbase+idChunkSize <= w.end {
-			if slot, ok := c.index[id]; ok && cbase+uint64(slot) >= w.start {
-				return c.seqs[slot], true
-			}
-			continue
-		}
-		lo := 0
-		if w.start > cbase {
-			lo = int(w.start - cbase)
-		}
-		for i := lo; i < int(w.end-cbase); i++ {
-			if c.ids[i] == id {
-				return c.seqs[i], true
-			}
+		lo := int(max(w.start, cbase) - cbase)
+		n := int(min(w.end-cbase, idChunkSize))
+		if slot := c.find(id, h, lo, n); slot >= 0 {
+			return c.seqs[slot], true
 		}
 	}
 	return 0, false
@@ -91,11 +191,10 @@ type claim struct {
 	slot int32
 }
 
-// push remembers id at seq at position end and returns the id and position
-// evicted, if the window was full. The caller has checked id is not held.
-// claims, when not nil, collects the slots taken in shared chunks.
-func (w *idWindow) push(id string, seq uint64, claims *[]claim,
-) (evicted string, pos uint64, ok bool) {
+// push remembers id (whose hash is h) at seq at position end and returns the
+// position evicted, if the window was full. The caller has checked id is
+// not held. claims, when not nil, collects the slots taken in shared chunks.
+func (w *idWindow) push(id string, h, seq uint64, claims *[]claim) (evicted uint64, ok bool) {
 	off := w.end - w.base
 	ci, slot := int(off/idChunkSize), int32(off%idChunkSize)
 	if ci == len(w.chunks) {
@@ -109,33 +208,35 @@ func (w *idWindow) push(id string, seq uint64, claims *[]claim,
 	} else {
 		// Another state grown from the same root wrote this slot: copy
 		// the prefix this window holds.
-		nc := new(idChunk)
-		copy(nc.ids[:slot], c.ids[:slot])
-		copy(nc.seqs[:slot], c.seqs[:slot])
+		nc := c.copyPrefix(int(slot))
 		nc.filled.Store(slot + 1)
 		w.chunks = slices.Clone(w.chunks)
 		w.chunks[ci], c = nc, nc
 	}
-	c.ids[slot], c.seqs[slot] = id, seq
+	c.write(int(slot), id)
+	c.seqs[slot], c.hashes[slot] = seq, h
 	if slot == idChunkSize-1 {
-		m := make(map[string]uint16, idChunkSize)
-		for i, x := range c.ids {
-			m[x] = uint16(i)
+		m := make(map[uint64]uint16, idChunkSize)
+		for i, x := range c.hashes {
+			if _, dup := m[x]; dup {
+				m[x] = collided
+			} else {
+				m[x] = uint16(i)
+			}
 		}
 		c.index = m
 	}
 	w.end++
 	if w.len() <= w.max {
-		return "", 0, false
+		return 0, false
 	}
-	evicted, _ = w.at(w.start)
-	pos = w.start
+	pos := w.start
 	w.start++
 	if w.start-w.base == idChunkSize {
 		w.chunks = w.chunks[1:]
 		w.base += idChunkSize
 	}
-	return evicted, pos, true
+	return pos, true
 }
 
 // each calls fn for the remembered ids, oldest first.
@@ -148,12 +249,70 @@ func (w *idWindow) each(fn func(id string, seq uint64) error) error {
 	return nil
 }
 
-// indexIDs returns a Go map from each id the window holds to its position.
-func (w *idWindow) indexIDs() map[string]uint64 {
-	m := make(map[string]uint64, w.len())
+// indexIDs returns an index of the ids the window holds.
+func (w *idWindow) indexIDs() *idIndex {
+	x := newIDIndex(w.len())
 	for pos := w.start; pos < w.end; pos++ {
 		id, _ := w.at(pos)
-		m[id] = pos
+		x.add(id, w.hashAt(pos), pos)
 	}
-	return m
+	return x
 }
+
+// idIndex maps each id a window holds to its position, for the event loop
+// and recovery. It is keyed by the ids' hashes, so the collector has
+// nothing to follow in it; the rare id whose hash another held id already
+// has goes in extra, keyed by the id itself. A hit is confirmed against the
+// window (lookup).
+type idIndex struct {
+	byHash map[uint64]uint64
+	extra  map[string]uint64
+}
+
+func newIDIndex(n int) *idIndex {
+	return &idIndex{byHash: make(map[uint64]uint64, n)}
+}
+
+// lookup returns id's position in w, if w holds it.
+func (x *idIndex) lookup(w *idWindow, id string, h uint64) (uint64, bool) {
+	if pos, ok := x.byHash[h]; ok && w.holds(pos) {
+		if got, _ := w.at(pos); got == id {
+			return pos, true
+		}
+	}
+	if pos, ok := x.extra[id]; ok && w.holds(pos) {
+		return pos, true
+	}
+	return 0, false
+}
+
+// add records that id (hash h) is at pos. id must not be in x already.
+// It reports whether it went to extra.
+func (x *idIndex) add(id string, h, pos uint64) (inExtra bool) {
+	if _, taken := x.byHash[h]; !taken {
+		x.byHash[h] = pos
+		return false
+	}
+	if x.extra == nil {
+		x.extra = make(map[string]uint64)
+	}
+	x.extra[id] = pos
+	return true
+}
+
+// drop forgets id (hash h) if it is recorded at pos, and reports where it
+// was: 0 nowhere, 1 by hash, 2 in extra.
+func (x *idIndex) drop(id string, h, pos uint64) int {
+	if p, ok := x.byHash[h]; ok && p == pos {
+		delete(x.byHash, h)
+		return 1
+	}
+	if p, ok := x.extra[id]; ok && p == pos {
+		delete(x.extra, id)
+		return 2
+	}
+	return 0
+}
+
+// len returns how many ids x records.
+func (x *idIndex) len() int { return len(x.byHash) + len(x.extra) }

@@ -38,7 +38,7 @@ func NewRecovery(s *State) *Recovery {
 	d.ids = s.ids
 	for pos := s.ids.start; pos < s.ids.end; pos++ {
 		id, _ := s.ids.at(pos)
-		d.index[id] = pos
+		d.index.add(id, s.ids.hashAt(pos), pos)
 	}
 	return &Recovery{d: d, group: recoveryGroup}
 }

@@ -437,7 +437,7 @@ func (d *snapReader) ids(b *draft) error {
 	if d.err != nil {
 		return d.err
 	}
-	b.index = make(map[string]uint64, len(ids))
+	b.index = newIDIndex(len(ids))
 	for _, x := range ids {
 		if _, dup := b.applied(x.id); dup {
 			return d.corruptAt(x.at, "event id", fmt.Errorf("id %q held twice", x.id))
