@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -249,4 +250,54 @@ func TestPropertyRecovery(t *testing.T) {
 			t.Fatal("a recovery went on after State")
 		}
 	})
+}
+
+// TestPropertyIDsColliding runs the id window's and the draft's property
+// tests with a hash that gives every id one of three values, so that chunk
+// indexes and the loop's index take their collision paths all the time.
+func TestPropertyIDsColliding(t *testing.T) {
+	saved := hashID
+	hashID = func(id string) uint64 { return uint64(len(id) % 3) }
+	defer func() { hashID = saved }()
+	t.Run("window", TestPropertyIDWindow)
+	t.Run("draft", TestPropertyDraftGroups)
+	t.Run("recovery", TestPropertyRecovery)
+}
+
+// TestIDWindowLongIDs fills chunks with ids of every length up to
+// MaxIDBytes, so their bytes cross many blocks, and forks a window in the
+// middle of a chunk: each side reads back exactly its own ids.
+func TestIDWindowLongIDs(t *testing.T) {
+	mk := func(i int) string {
+		id := fmt.Sprintf("%d-", i)
+		return id + strings.Repeat("x", 1+i*7%(MaxIDBytes-len(id)))
+	}
+	w := newIDWindow(3000)
+	for i := range 2500 {
+		id := mk(i)
+		w.push(id, hashID(id), uint64(i+1), nil)
+	}
+	a, b := w, w
+	for i := 2500; i < 2700; i++ {
+		ida, idb := mk(i), "b"+mk(i)[1:]
+		a.push(ida, hashID(ida), uint64(i+1), nil)
+		b.push(idb, hashID(idb), uint64(i+1), nil)
+	}
+	for _, v := range []struct {
+		w      idWindow
+		prefix string
+	}{{a, ""}, {b, "b"}} {
+		for i := range 2700 {
+			want := mk(i)
+			if i >= 2500 && v.prefix != "" {
+				want = v.prefix + want[1:]
+			}
+			if got, seq := v.w.at(uint64(i)); got != want || seq != uint64(i+1) {
+				t.Fatalf("at(%d) = %q %d, want %q %d", i, got, seq, want, i+1)
+			}
+			if seq, ok := v.w.find(want); !ok || seq != uint64(i+1) {
+				t.Fatalf("find(%q) = %d %v", want, seq, ok)
+			}
+		}
+	}
 }
