@@ -2,7 +2,9 @@ package pstate
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
+	"strings"
 	"testing"
 )
 
@@ -181,6 +183,82 @@ func checkWindow(t tb, w *idWindow) {
 		seen[id], prev = true, seq
 		if got, ok := w.find(id); !ok || got != seq {
 			t.Fatalf("id window: find(%q) = %d, %v; want %d", id, got, ok, seq)
+		}
+	}
+}
+
+// TestSnapshotFaultOffsets: a fault is named at the offset of the string,
+// attempt or record at fault, and every refusal of a damaged body is a
+// *CorruptionError whose offset lies within the body.
+func TestSnapshotFaultOffsets(t *testing.T) {
+	s, _ := run(t, NewStateWithIDWindow(4), submit("job-a", "compile", "test"),
+		start("job-a"), stepStart("job-a", "compile", 1),
+		stepEnd("job-a", "compile", 1, StatusFailed), stepStart("job-a", "compile", 2),
+		alloc("ws-a", "job-a"), submit("job-b", "compile", "test"))
+	b := snapshotBytes(t, s)
+	at := func(sub string) int {
+		i := bytes.Index(b, []byte(sub))
+		if i < 0 {
+			t.Fatalf("%q not in the body", sub)
+		}
+		return i
+	}
+	cases := []struct {
+		name   string
+		mutate func(b []byte) int64 // returns the offset the error must name
+		kind   string
+	}{
+		{"control character in a step name", func(b []byte) int64 {
+			i := at("test")
+			b[i+1] = 0x07
+			return int64(i - 1) // the string's length byte
+		}, `job "job-a": steps`},
+		{"attempt of an undeclared step", func(b []byte) int64 {
+			// The first attempt follows the step list and its count.
+			i := at("test") + len("test") + 1
+			b[i] = 9
+			return int64(i)
+		}, `job "job-a": attempts`},
+		{"second attempt out of order", func(b []byte) int64 {
+			i := at("test") + len("test") + 1
+			// step 0, attempt 1, status, two varint times, exit code
+			_, n1 := binary.Varint(b[i+3:])
+			_, n2 := binary.Varint(b[i+3+n1:])
+			_, n3 := binary.Varint(b[i+3+n1+n2:])
+			j := i + 3 + n1 + n2 + n3
+			b[j+1] = 3 // attempt 3 after attempt 1
+			return int64(j)
+		}, `job "job-a": attempts`},
+		{"unknown job of a workspace", func(b []byte) int64 {
+			i := at("\x04ws-a\x05job-a") // a workspace record, not job-a's list
+			b[i+len("\x04ws-a\x05job-")] = 'z'
+			return int64(i)
+		}, "workspace"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			bad := bytes.Clone(b)
+			want := c.mutate(bad)
+			_, err := DecodeSnapshot(bytes.NewReader(bad), s.Seq())
+			var ce *CorruptionError
+			if !errors.As(err, &ce) || ce.Offset != want || !strings.Contains(ce.Kind, c.kind) {
+				t.Fatalf("err = %v; want a CorruptionError at offset %d naming %s", err,
+					want, c.kind)
+			}
+		})
+	}
+	for i := range b {
+		for _, v := range []byte{0, 0x01, 0x7f, 0x80, 0xff, b[i] + 1} {
+			bad := bytes.Clone(b)
+			bad[i] = v
+			_, err := DecodeSnapshot(bytes.NewReader(bad), s.Seq())
+			if err == nil {
+				continue
+			}
+			var ce *CorruptionError
+			if !errors.As(err, &ce) || ce.Offset < 0 || ce.Offset > int64(len(b)) {
+				t.Fatalf("byte %d set to %#x: err = %v", i, v, err)
+			}
 		}
 	}
 }
