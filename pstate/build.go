@@ -1,6 +1,7 @@
 package pstate
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"sync"
@@ -135,29 +136,40 @@ func buildJobMap(jobs []*job) *immutable.Map[string, *job] {
 	for i, j := range jobs {
 		hs[i] = hashed{triePath(strHasher{}.Hash(j.id)), j}
 	}
-	// A radix sort, 16 bits a pass: a comparison sort of a million jobs
-	// costs more than the Sets it saves.
-	tmp := make([]hashed, len(hs))
-	for shift := 0; shift < 32; shift += 16 {
-		var count [1<<16 + 1]int
-		for _, x := range hs {
-			count[x.h>>shift&0xffff+1]++
-		}
-		for i := 1; i < len(count); i++ {
-			count[i] += count[i-1]
-		}
-		for _, x := range hs {
-			d := x.h >> shift & 0xffff
-			tmp[count[d]] = x
-			count[d]++
-		}
-		hs, tmp = tmp, hs
+	if len(hs) < 1<<14 {
+		slices.SortFunc(hs, func(a, b hashed) int { return cmp.Compare(a.h, b.h) })
+	} else {
+		radixSort(hs, func(x hashed) uint32 { return x.h })
 	}
 	m := immutable.NewMapBuilder[string, *job](strHasher{})
 	for _, x := range hs {
 		m.Set(x.j.id, x.j)
 	}
 	return m.Map()
+}
+
+// radixSort sorts s by key, 16 bits a pass: for a million jobs a
+// comparison sort costs more than the Sets it saves.
+func radixSort[T any](s []T, key func(T) uint32) {
+	tmp := make([]T, len(s))
+	hs := s
+	count := make([]int, 1<<16+1)
+	for shift := 0; shift < 32; shift += 16 {
+		clear(count)
+		for _, x := range hs {
+			count[key(x)>>shift&0xffff+1]++
+		}
+		for i := 1; i < len(count); i++ {
+			count[i] += count[i-1]
+		}
+		for _, x := range hs {
+			d := key(x) >> shift & 0xffff
+			tmp[count[d]] = x
+			count[d]++
+		}
+		hs, tmp = tmp, hs
+	}
+	// Two passes: the sorted elements are back in s.
 }
 
 // triePath returns a key that sorts hashes in the order of their paths

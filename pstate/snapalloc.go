@@ -40,9 +40,13 @@ const (
 // appends to them in place. A finished job's attempts never change.
 const spareAttempts = 4
 
+// grown is the size of the next slab after one of size n: small
+// snapshots get small slabs, large ones soon reach size limit.
+func grown(n, limit int) int { return min(limit, max(16, 2*n)) }
+
 func (a *snapAlloc) job() *job {
 	if len(a.jobs) == cap(a.jobs) {
-		a.jobs = make([]job, 0, slabJobs)
+		a.jobs = make([]job, 0, grown(cap(a.jobs), slabJobs))
 	}
 	a.jobs = a.jobs[:len(a.jobs)+1]
 	return &a.jobs[len(a.jobs)-1]
@@ -50,7 +54,7 @@ func (a *snapAlloc) job() *job {
 
 func (a *snapAlloc) workspace() *workspace {
 	if len(a.ws) == cap(a.ws) {
-		a.ws = make([]workspace, 0, slabJobs)
+		a.ws = make([]workspace, 0, grown(cap(a.ws), slabJobs))
 	}
 	a.ws = a.ws[:len(a.ws)+1]
 	return &a.ws[len(a.ws)-1]
@@ -63,7 +67,7 @@ func (a *snapAlloc) attempts(n int) []attempt {
 		return make([]attempt, 0, maxSlabAttempts)
 	}
 	if cap(a.atts)-len(a.atts) < n {
-		a.atts = make([]attempt, 0, slabAttempts)
+		a.atts = make([]attempt, 0, max(n, grown(cap(a.atts), slabAttempts)))
 	}
 	k := len(a.atts)
 	a.atts = a.atts[:k+n]
@@ -76,7 +80,7 @@ func (a *snapAlloc) strings(n int) []string {
 		return make([]string, 0, maxSlabStrings)
 	}
 	if cap(a.lists)-len(a.lists) < n {
-		a.lists = make([]string, 0, slabStrings)
+		a.lists = make([]string, 0, max(n, grown(cap(a.lists), slabStrings)))
 	}
 	k := len(a.lists)
 	a.lists = a.lists[:k+n]
@@ -91,7 +95,7 @@ func (a *snapAlloc) str(b []byte) string {
 	case len(b) > maxArenaString:
 		return string(b)
 	case cap(a.arena)-len(a.arena) < len(b):
-		a.arena = make([]byte, 0, arenaSize)
+		a.arena = make([]byte, 0, max(len(b), grown(cap(a.arena), arenaSize)))
 	}
 	k := len(a.arena)
 	a.arena = append(a.arena, b...)

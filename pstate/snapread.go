@@ -57,7 +57,7 @@ const (
 )
 
 func newSnapReader(r io.Reader) *snapReader {
-	return &snapReader{r: r, buf: make([]byte, 0, snapBufSize), intern: map[string]string{}}
+	return &snapReader{r: r, buf: make([]byte, 0, 4<<10), intern: map[string]string{}}
 }
 
 // offset is the body offset of the next byte to decode.
@@ -76,8 +76,10 @@ func (d *snapReader) fill(n int) bool {
 			d.base += int64(d.pos)
 			d.buf, d.pos = d.buf[:k], 0
 		}
-		if cap(d.buf)-len(d.buf) < n {
-			d.buf = slices.Grow(d.buf, n)
+		// The buffer starts small and doubles with each read up to
+		// snapBufSize: a small body costs little.
+		if grow := max(n, min(cap(d.buf), snapBufSize-cap(d.buf))); cap(d.buf)-len(d.buf) < grow {
+			d.buf = slices.Grow(d.buf, grow)
 		}
 		m, err := d.r.Read(d.buf[len(d.buf):cap(d.buf)])
 		d.buf = d.buf[:len(d.buf)+m]

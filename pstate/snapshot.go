@@ -175,6 +175,8 @@ func DecodeSnapshot(r io.Reader, seq uint64) (*State, error) {
 
 // decodeSnapshot reads a snapshot body into a draft in build mode.
 func decodeSnapshot(r io.Reader, seq uint64) (*draft, error) {
+	r, stop := readAhead(r)
+	defer stop()
 	d := newSnapReader(r)
 	b, err := d.state(seq)
 	if err != nil {

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"io"
 	"strings"
 	"testing"
+	"testing/iotest"
 )
 
 func snapshotBytes(t tb, s *State) []byte {
@@ -260,5 +262,38 @@ func TestSnapshotFaultOffsets(t *testing.T) {
 				t.Fatalf("byte %d set to %#x: err = %v", i, v, err)
 			}
 		}
+	}
+}
+
+// TestSnapshotReadAhead decodes through a reader that is not in memory, so
+// the body is read ahead on a goroutine: the same state comes out, and a
+// read error or a cut body is reported as it is without it.
+func TestSnapshotReadAhead(t *testing.T) {
+	s := benchState(3000) // a body of several read-ahead buffers
+	b := snapshotBytes(t, s)
+	got, err := DecodeSnapshot(iotest.HalfReader(bytes.NewReader(b)), s.Seq())
+	if err != nil {
+		t.Fatal(err)
+	}
+	assertSameState(t, got, s)
+
+	boom := errors.New("boom")
+	for _, cut := range []int{0, 1, aheadBufSize - 1, aheadBufSize, len(b) / 2, len(b) - 1} {
+		r := io.MultiReader(bytes.NewReader(b[:cut]), iotest.ErrReader(boom))
+		_, err := DecodeSnapshot(struct{ io.Reader }{r}, s.Seq())
+		var ce *CorruptionError
+		if !errors.As(err, &ce) || !errors.Is(err, boom) || ce.Offset > int64(cut) {
+			t.Fatalf("error after %d bytes: %v", cut, err)
+		}
+		_, err = DecodeSnapshot(struct{ io.Reader }{bytes.NewReader(b[:cut])}, s.Seq())
+		if !errors.As(err, &ce) || ce.Offset > int64(cut) {
+			t.Fatalf("cut at %d: %v", cut, err)
+		}
+	}
+	// A fault found early stops the goroutine before the body is read.
+	bad := bytes.Clone(b)
+	bad[0] = 9
+	if _, err := DecodeSnapshot(struct{ io.Reader }{bytes.NewReader(bad)}, s.Seq()); err == nil {
+		t.Fatal("bad version accepted")
 	}
 }
