@@ -69,11 +69,17 @@ func (r *Recovery) Replay(seq uint64, payload []byte) error {
 	if err := r.d.replay(seq, payload); err != nil {
 		return err
 	}
+	r.applied()
+	return nil
+}
+
+// applied counts a record applied; in group mode it commits the draft
+// every r.group records.
+func (r *Recovery) applied() {
 	if r.n++; !r.d.build && r.n >= r.group {
 		r.d.reset(r.d.commit())
 		r.n = 0
 	}
-	return nil
 }
 
 // State ends the recovery and returns the state it built; later calls

@@ -41,7 +41,9 @@ func benchLog(n, records int) [][]byte {
 //   - load: DecodeRecovery over checkpoint.Decode's body, as the daemon
 //     loads a snapshot file (decompression and decoding together);
 //   - replay: the 1M records through Recovery.Replay;
-//   - build: Recovery.State, the immutable maps built once.
+//   - build: Recovery.State, the immutable maps built once;
+//   - all: the 1M records through Recovery.ReplayAll (decoded on a second
+//     goroutine), over a second load of the snapshot.
 //
 // Snapshot rates are MB of decoded body, per CPU second (all goroutines,
 // the collector included: the machine is shared, so CPU time is the steadier
@@ -61,7 +63,7 @@ func BenchmarkRecover(b *testing.B) {
 
 // recoverPhases sums the CPU and wall time of each phase over b's loop.
 type recoverPhases struct {
-	cpu, wall [5]time.Duration // unzstd, decode, load, replay, build
+	cpu, wall [6]time.Duration // unzstd, decode, load, replay, build, all
 	mallocs   uint64           // decode phase
 }
 
@@ -71,6 +73,7 @@ const (
 	phLoad
 	phReplay
 	phBuild
+	phAll
 )
 
 // time runs fn and adds its CPU and wall time to phase i.
@@ -146,6 +149,27 @@ func benchRecover(b *testing.B, n, records int) {
 				b.Fatalf("seq %d", got)
 			}
 		})
+		b.StopTimer()
+		r = nil
+		runtime.GC()
+		r, err := DecodeRecovery(bytes.NewReader(body.Bytes()), seq)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		p.time(phAll, func() {
+			err := r.ReplayAll(func(fn func(uint64, []byte) error) error {
+				for i, rec := range log {
+					if err := fn(seq+uint64(i)+1, rec); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				b.Fatal(err)
+			}
+		})
 	}
 	mb := float64(body.Len()) * float64(b.N) / 1e6
 	recs := float64(records) * float64(b.N)
@@ -155,6 +179,8 @@ func benchRecover(b *testing.B, n, records int) {
 	}
 	b.ReportMetric(recs/p.cpu[phReplay].Seconds(), "records/cpu-s")
 	b.ReportMetric(recs/p.wall[phReplay].Seconds(), "records/s")
+	b.ReportMetric(recs/p.cpu[phAll].Seconds(), "all-records/cpu-s")
+	b.ReportMetric(recs/p.wall[phAll].Seconds(), "all-records/s")
 	b.ReportMetric(p.cpu[phBuild].Seconds()/float64(b.N), "build-cpu-s")
 	b.ReportMetric(p.wall[phBuild].Seconds()/float64(b.N), "build-s")
 	total := p.wall[phLoad] + p.wall[phReplay] + p.wall[phBuild]
