@@ -1,7 +1,6 @@
 package pstate
 
 import (
-	"cmp"
 	"fmt"
 	"slices"
 	"sync"
@@ -88,9 +87,10 @@ func mergeIDs(sorted, added []string) []string {
 // buildState makes the root from a build-mode draft, adding jobs and
 // workspaces in ascending id order. The draft must not be used after.
 //
-// The maps are independent: the workspaces' maps, the jobs' hash map and
-// the jobs' sorted sets are built on goroutines of their own, so a
-// recovery uses both cores of a small machine for its longest step.
+// The maps are independent: the workspaces' maps, the jobs' hash map, the
+// label sets and the other sorted sets of jobs are built on goroutines of
+// their own, so a recovery uses both cores of a small machine for its
+// longest step.
 func (d *draft) buildState() *State {
 	s := &State{seq: d.seq, indexes: &indexes{}, ids: d.ids}
 	var wg sync.WaitGroup
@@ -102,6 +102,7 @@ func (d *draft) buildState() *State {
 		}
 	}
 	wg.Go(func() { s.jobs = buildJobMap(jobs) })
+	wg.Go(func() { s.byLabel = buildLabelSets(jobs) })
 	buildJobSets(s, jobs)
 	wg.Wait()
 	d.jobs, d.ws = nil, nil
@@ -124,81 +125,41 @@ func (d *draft) buildWorkspaces(x *indexes) {
 	}
 }
 
-// buildJobMap builds the jobs' hash map. The jobs are added in the order
-// of the trie's paths: each Set then walks the nodes the last one did,
-// which are in the cache, instead of a random path through the whole trie.
+// buildJobMap builds the jobs' hash map.
 func buildJobMap(jobs []*job) *immutable.Map[string, *job] {
-	type hashed struct {
-		h uint32
-		j *job
-	}
-	hs := make([]hashed, len(jobs))
-	for i, j := range jobs {
-		hs[i] = hashed{triePath(strHasher{}.Hash(j.id)), j}
-	}
-	if len(hs) < 1<<14 {
-		slices.SortFunc(hs, func(a, b hashed) int { return cmp.Compare(a.h, b.h) })
-	} else {
-		radixSort(hs, func(x hashed) uint32 { return x.h })
-	}
 	m := immutable.NewMapBuilder[string, *job](strHasher{})
-	for _, x := range hs {
-		m.Set(x.j.id, x.j)
+	for _, j := range jobs {
+		m.Set(j.id, j)
 	}
 	return m.Map()
 }
 
-// radixSort sorts s by key, 16 bits a pass: for a million jobs a
-// comparison sort costs more than the Sets it saves.
-func radixSort[T any](s []T, key func(T) uint32) {
-	tmp := make([]T, len(s))
-	hs := s
-	count := make([]int, 1<<16+1)
-	for shift := 0; shift < 32; shift += 16 {
-		clear(count)
-		for _, x := range hs {
-			count[key(x)>>shift&0xffff+1]++
-		}
-		for i := 1; i < len(count); i++ {
-			count[i] += count[i-1]
-		}
-		for _, x := range hs {
-			d := key(x) >> shift & 0xffff
-			tmp[count[d]] = x
-			count[d]++
-		}
-		hs, tmp = tmp, hs
-	}
-	// Two passes: the sorted elements are back in s.
-}
-
-// triePath returns a key that sorts hashes in the order of their paths
-// through immutable.Map's trie, which takes 5 bits of the hash a level,
-// the lowest first: those bits become the highest.
-func triePath(h uint32) uint32 {
-	var k uint32
-	for shift := 0; shift < 32; shift += 5 {
-		d := h >> shift & 31
-		if shift == 30 {
-			return k<<2 | d
-		}
-		k = k<<5 | d
-	}
-	return k
-}
-
-// buildJobSets builds s's sorted sets of jobs from jobs, in ascending id
-// order.
+// buildJobSets builds s's sorted sets of jobs but the label sets from
+// jobs, in ascending id order.
 func buildJobSets(s *State, jobs []*job) {
 	jobIDs, finished := newIDSetBuilder(), newIDSetBuilder()
 	var byState [numJobStates]*idSetBuilder
 	for i := range byState {
 		byState[i] = newIDSetBuilder()
 	}
-	byLabel := map[label]*idSetBuilder{}
 	for _, j := range jobs {
 		jobIDs.Set(j.id, struct{}{})
 		byState[j.state].Set(j.id, struct{}{})
+		if j.state.terminal() {
+			finished.Set(finishKey(j.finished, j.id), struct{}{})
+		}
+	}
+	s.jobIDs, s.finished = jobIDs.Map(), finished.Map()
+	for i := range s.byState {
+		s.byState[i] = byState[i].Map()
+	}
+}
+
+// buildLabelSets builds the label sets ("k:v" to the ids of the jobs with
+// that label) from jobs, in ascending id order.
+func buildLabelSets(jobs []*job) *immutable.Map[string, *idSet] {
+	byLabel := map[label]*idSetBuilder{}
+	for _, j := range jobs {
 		for _, l := range j.labels {
 			m, ok := byLabel[l]
 			if !ok {
@@ -207,18 +168,12 @@ func buildJobSets(s *State, jobs []*job) {
 			}
 			m.Set(j.id, struct{}{})
 		}
-		if j.state.terminal() {
-			finished.Set(finishKey(j.finished, j.id), struct{}{})
-		}
 	}
 	labels := immutable.NewMapBuilder[string, *idSet](strHasher{})
 	for l, m := range byLabel {
 		labels.Set(l.key+":"+l.value, m.Map())
 	}
-	s.jobIDs, s.byLabel, s.finished = jobIDs.Map(), labels.Map(), finished.Map()
-	for i := range s.byState {
-		s.byState[i] = byState[i].Map()
-	}
+	return labels.Map()
 }
 
 // checkJob checks a job's own consistency: what the snapshot decoder checks
