@@ -50,12 +50,13 @@ type Config struct {
 	WALBytes int64
 	Poll     time.Duration
 
-	// Share bounds the CPU the encoding of a snapshot takes, as a share
-	// of one core's time: between short stretches of work the
-	// checkpointer sleeps, leaving the core to the event loop and the
-	// writers (a checkpoint then lasts about 1/Share times its CPU time).
-	// Default 0.5; 1 or more: no bound, but it still yields the
-	// scheduler every millisecond; negative: neither.
+	// Share bounds the CPU the encoding of a snapshot takes while events
+	// are being applied, as a share of one core's time: between short
+	// stretches of work the checkpointer sleeps, leaving the core to the
+	// event loop and the writers (a checkpoint then lasts about 1/Share
+	// times its CPU time). When the log's processed seq stands still it
+	// does not sleep. Default 0.5; 1 or more: no bound; either way it
+	// yields the scheduler every millisecond. Negative: no pacing at all.
 	Share float64
 
 	Capture func() Capture
@@ -156,6 +157,8 @@ type Checkpointer struct {
 	// onRequest, set by tests before any request, runs once a Checkpoint
 	// call has joined the next run.
 	onRequest func()
+	// onPace, set by tests before any request, sees each run's pacer.
+	onPace func(*pacer)
 }
 
 // round is one run as seen by the Checkpoint callers waiting on it.
@@ -336,6 +339,18 @@ func (c *Checkpointer) run() error {
 	return err
 }
 
+// loopBusy returns the pacer's busy: whether the log's processed seq moved
+// since the last call (the first call compares with from).
+func (c *Checkpointer) loopBusy(from uint64) func() bool {
+	last := from
+	return func() bool {
+		cur := c.cfg.Log.Processed()
+		moved := cur != last
+		last = cur
+		return moved
+	}
+}
+
 // checkpoint captures, writes, truncates and prunes. On error the log is
 // truncated only if the snapshot it returns with is durable.
 func (c *Checkpointer) checkpoint() (Result, error) {
@@ -354,7 +369,11 @@ func (c *Checkpointer) checkpoint() (Result, error) {
 	if c.written.Path != "" && c.written.Seq == meta.Seq {
 		res.Path, res.Bytes, res.Skipped = c.written.Path, c.written.Bytes, true
 	} else {
-		info, err := write(c.cfg.FS, c.cfg.Dir, meta, cp.Encode, c.cfg.Share)
+		p := newPacer(nil, c.cfg.Share, c.loopBusy(processed))
+		if c.onPace != nil {
+			c.onPace(p)
+		}
+		info, err := write(c.cfg.FS, c.cfg.Dir, meta, cp.Encode, p)
 		if err != nil {
 			return Result{}, err
 		}

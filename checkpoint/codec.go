@@ -33,7 +33,7 @@ const maxWindow = 16 << 20
 // An error from body is returned wrapped; w then holds a partial snapshot
 // that any reader refuses.
 func Encode(w io.Writer, meta Meta, body func(w io.Writer) error) (n int64, err error) {
-	return encode(w, meta, body, newPacer(nil, 0))
+	return encode(w, meta, body, newPacer(nil, 0, nil))
 }
 
 // encode is Encode with the body passing through p (whose writer it sets).

@@ -65,13 +65,12 @@ func parseName(name string) (uint64, bool) {
 // file (whose bytes are synced) stays and the error is returned: whether its
 // name survives a crash is unknown, so the caller must not truncate the log.
 func Write(fsys vfs.FS, dir string, meta Meta, body func(w io.Writer) error) (Info, error) {
-	return write(fsys, dir, meta, body, 0)
+	return write(fsys, dir, meta, body, newPacer(nil, 0, nil))
 }
 
-// write is Write with the encoding paced to share of one core (see pacer;
-// 0 for no pacing).
+// write is Write with the encoding paced by p (see pacer).
 func write(fsys vfs.FS, dir string, meta Meta, body func(w io.Writer) error,
-	share float64) (Info, error) {
+	p *pacer) (Info, error) {
 	final := path.Join(dir, fileName(meta.Seq))
 	tmp := final + tempSuffix
 
@@ -79,7 +78,6 @@ func write(fsys vfs.FS, dir string, meta Meta, body func(w io.Writer) error,
 	if err != nil {
 		return Info{}, fmt.Errorf("checkpoint: create %s: %w", tmp, err)
 	}
-	p := newPacer(nil, share)
 	n, err := encode(&syncWriter{f: f, p: p}, meta, body, p)
 	if err == nil {
 		if err = f.Sync(); err != nil {

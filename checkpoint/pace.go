@@ -22,7 +22,10 @@ import (
 // the encoding takes no more than that share of one core's time (the P
 // and the core are free meanwhile); with a share of 1 or more it only
 // yields the P (runtime.Gosched), so that what is queued behind it runs
-// within about paceSlice instead of 10 ms.
+// within about paceSlice instead of 10 ms. It sleeps only while the event
+// loop is busy (busy reports that the log's processed seq moved since the
+// last pause): a checkpoint of an idle daemon, at shutdown say, runs at
+// full speed and only yields.
 
 const (
 	// paceStep bounds one write into the compressor, so that a body
@@ -40,6 +43,7 @@ const (
 type pacer struct {
 	w     io.Writer
 	share float64 // of one core; >= 1: yield only; <= 0: never pause
+	busy  func() bool
 	since time.Time
 	n     uint64 // bytes written through
 
@@ -50,8 +54,10 @@ type pacer struct {
 	yield func()
 }
 
-func newPacer(w io.Writer, share float64) *pacer {
-	return &pacer{w: w, share: share, since: time.Now(), now: time.Now,
+// newPacer returns a pacer for share. busy reports whether the event loop
+// did work since it was last called; nil means always.
+func newPacer(w io.Writer, share float64, busy func() bool) *pacer {
+	return &pacer{w: w, share: share, busy: busy, since: time.Now(), now: time.Now,
 		sleep: time.Sleep, yield: runtime.Gosched}
 }
 
@@ -80,7 +86,7 @@ func (p *pacer) pause() {
 	if worked < paceSlice {
 		return
 	}
-	if p.share >= 1 {
+	if p.share >= 1 || (p.busy != nil && !p.busy()) {
 		p.yield()
 	} else {
 		p.sleep(time.Duration(float64(worked) * (1 - p.share) / p.share))

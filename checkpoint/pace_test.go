@@ -23,7 +23,7 @@ type fakeClock struct {
 // w, and that records its pauses instead of taking them.
 func fakePacer(w io.Writer, share float64, work time.Duration) (*pacer, *fakeClock) {
 	f := &fakeClock{now: time.Unix(1000, 0)}
-	p := newPacer(nil, share)
+	p := newPacer(nil, share, nil)
 	p.w = writerFunc(func(b []byte) (int, error) {
 		f.now = f.now.Add(work)
 		return w.Write(b)
@@ -94,6 +94,23 @@ func TestPacerRest(t *testing.T) {
 	}
 }
 
+// TestPacerIdleLoop: while the event loop stands still the pacer only
+// yields; it sleeps again once the loop works.
+func TestPacerIdleLoop(t *testing.T) {
+	busy := []bool{false, false, true, false}
+	p, f := fakePacer(io.Discard, 0.5, 2*time.Millisecond)
+	p.busy = func() bool {
+		b := busy[0]
+		busy = busy[1:]
+		return b
+	}
+	p.Write(make([]byte, 4*paceStep))
+	want := []string{"yield", "yield", "sleep 2ms", "yield"}
+	if !reflect.DeepEqual(f.pauses, want) {
+		t.Fatalf("pauses %v, want %v", f.pauses, want)
+	}
+}
+
 // TestPacerStopsOnError: a failed write ends Write with the bytes passed.
 func TestPacerStopsOnError(t *testing.T) {
 	calls := 0
@@ -103,7 +120,7 @@ func TestPacerStopsOnError(t *testing.T) {
 			return 10, io.ErrShortWrite
 		}
 		return len(b), nil
-	}), 0.5)
+	}), 0.5, nil)
 	n, err := p.Write(make([]byte, 3*paceStep))
 	if err != io.ErrShortWrite || n != paceStep+10 || calls != 2 {
 		t.Fatalf("Write %d, %v after %d calls", n, err, calls)
@@ -117,7 +134,7 @@ func TestPacedSnapshotIsTheSame(t *testing.T) {
 	plain := encodeBytes(t, testMeta(5), body)
 	for _, share := range []float64{-1, 0.5, 1} {
 		var buf bytes.Buffer
-		p := newPacer(nil, share)
+		p := newPacer(nil, share, nil)
 		p.sleep = func(time.Duration) {}
 		if _, err := encode(&buf, testMeta(5), writeBody(body), p); err != nil {
 			t.Fatal(err)
@@ -234,5 +251,40 @@ func TestInterimSyncFailure(t *testing.T) {
 	}
 	if names, _ := m.List(snapDir); len(names) != 1 {
 		t.Fatalf("files %v", names)
+	}
+}
+
+// TestCheckpointerPacesWhileTheLoopWorks: the Checkpointer's pacer sleeps
+// after a slice in which the log's processed seq moved, and only yields
+// after one in which it stood still.
+func TestCheckpointerPacesWhileTheLoopWorks(t *testing.T) {
+	h := newHarness(t, 100, Config{Share: 0.5})
+	var pauses []string
+	h.c.onPace = func(p *pacer) {
+		clock := time.Unix(1000, 0)
+		p.since = clock
+		p.now = func() time.Time {
+			clock = clock.Add(time.Millisecond)
+			return clock
+		}
+		p.sleep = func(d time.Duration) { pauses = append(pauses, "sleep") }
+		p.yield = func() { pauses = append(pauses, "yield") }
+	}
+	h.pub.encode = func(s *state, w io.Writer) error {
+		for i, moved := range []bool{true, false, true} {
+			if moved {
+				h.log.processed.Add(1)
+			}
+			if _, err := w.Write(s.body[i*1000 : (i+1)*1000]); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if _, err := h.c.Checkpoint(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"sleep", "yield", "sleep"}; !reflect.DeepEqual(pauses, want) {
+		t.Fatalf("pauses %v, want %v", pauses, want)
 	}
 }
