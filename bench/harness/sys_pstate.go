@@ -45,7 +45,15 @@ type pstateSys struct {
 	onSync func(d time.Duration, err error)
 	snapFS vfs.FS
 	share  float64 // checkpoint.Config.Share
+	// keepLog, when set, turns the checkpointer's log truncations into
+	// no-ops.
+	keepLog bool
 }
+
+// keptLog is a log whose truncation does nothing.
+type keptLog struct{ *wal.Log }
+
+func (keptLog) TruncateBefore(uint64) error { return nil }
 
 func newPstate(dir string) *pstateSys { return &pstateSys{dir: dir} }
 
@@ -97,6 +105,10 @@ func (p *pstateSys) start(root *pstate.State) error {
 
 // startCheckpointer starts the checkpointer with p's settings.
 func (p *pstateSys) startCheckpointer() {
+	var log checkpoint.Truncator = p.log
+	if p.keepLog {
+		log = keptLog{p.log}
+	}
 	p.cp = checkpoint.Start(checkpoint.Config{
 		FS:       p.snapFS,
 		Share:    p.share,
@@ -109,7 +121,7 @@ func (p *pstateSys) startCheckpointer() {
 			return checkpoint.Capture{Meta: checkpoint.Meta{Seq: seq, Time: time.Now(), Counts: counts},
 				Encode: s.EncodeSnapshot}
 		},
-		Log: p.log,
+		Log: log,
 	})
 }
 
