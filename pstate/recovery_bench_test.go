@@ -48,7 +48,8 @@ func benchLog(n, records int) [][]byte {
 // Snapshot rates are MB of decoded body, per CPU second (all goroutines,
 // the collector included: the machine is shared, so CPU time is the steadier
 // number) and per wall second. total-s is load, replay and build, wall.
-// allocs/job counts the decode phase's allocations per job.
+// allocs/job counts the decode phase's allocations per job, draft-bytes/job
+// the heap the decoded draft holds (after a collection) per job.
 func BenchmarkRecover(b *testing.B) {
 	const records = 1_000_000
 	for _, n := range []int{100_000, 1_000_000} {
@@ -65,6 +66,7 @@ func BenchmarkRecover(b *testing.B) {
 type recoverPhases struct {
 	cpu, wall [6]time.Duration // unzstd, decode, load, replay, build, all
 	mallocs   uint64           // decode phase
+	live      uint64           // heap bytes the decoded draft holds
 }
 
 const (
@@ -115,14 +117,21 @@ func benchRecover(b *testing.B, n, records int) {
 		})
 		var ms0, ms1 runtime.MemStats
 		runtime.ReadMemStats(&ms0)
+		var dec *Recovery
 		p.time(phDecode, func() {
-			if _, err := DecodeRecovery(bytes.NewReader(body.Bytes()), seq); err != nil {
+			var err error
+			if dec, err = DecodeRecovery(bytes.NewReader(body.Bytes()), seq); err != nil {
 				b.Fatal(err)
 			}
 		})
 		runtime.ReadMemStats(&ms1)
 		p.mallocs += ms1.Mallocs - ms0.Mallocs
 		b.StopTimer()
+		runtime.GC()
+		runtime.ReadMemStats(&ms1)
+		p.live += ms1.HeapAlloc - ms0.HeapAlloc
+		runtime.KeepAlive(dec)
+		dec = nil
 		runtime.GC()
 		b.StartTimer()
 		var r *Recovery
@@ -186,6 +195,7 @@ func benchRecover(b *testing.B, n, records int) {
 	total := p.wall[phLoad] + p.wall[phReplay] + p.wall[phBuild]
 	b.ReportMetric(total.Seconds()/float64(b.N), "total-s")
 	b.ReportMetric(float64(p.mallocs)/float64(n)/float64(b.N), "allocs/job")
+	b.ReportMetric(float64(p.live)/float64(n)/float64(b.N), "draft-bytes/job")
 	b.ReportMetric(float64(body.Len())/1e6, "body-MB")
 }
 

@@ -287,7 +287,7 @@ func (d *snapReader) fastAttempts(j *job, n int) {
 		// Step index, attempt number and status: one byte each (the
 		// index and number while below 128); then the three varints.
 		step, num, status := int(b[p]), uint32(b[p+1]), b[p+2]
-		if step >= nsteps || num >= 0x80 || status > asSkipped ||
+		if step >= 0x80 || num >= 0x80 || step >= nsteps || status > asSkipped ||
 			num != d.next[step]+1 || d.running[step] {
 			break
 		}

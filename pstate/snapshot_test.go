@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"testing"
 	"testing/iotest"
+	"time"
 )
 
 func snapshotBytes(t tb, s *State) []byte {
@@ -148,6 +150,8 @@ func FuzzDecodeSnapshot(f *testing.F) {
 		submit("k", "a"), jobEnd("k", StatusCanceled), alloc("v", "j"), release("v"))
 	f.Add(snapshotBytes(f, s), s.Seq())
 	f.Add(snapshotBytes(f, NewState()), uint64(0))
+	long := longHistories(f)
+	f.Add(snapshotBytes(f, long), long.Seq())
 	f.Fuzz(func(t *testing.T, b []byte, seq uint64) {
 		got, err := DecodeSnapshot(bytes.NewReader(b), seq)
 		if err != nil {
@@ -296,4 +300,43 @@ func TestSnapshotReadAhead(t *testing.T) {
 	if _, err := DecodeSnapshot(struct{ io.Reader }{bytes.NewReader(bad)}, s.Seq()); err == nil {
 		t.Fatal("bad version accepted")
 	}
+}
+
+// TestSnapshotLongHistories round-trips a job whose step indexes take
+// two-byte varints, with a history longer than a slab.
+func TestSnapshotLongHistories(t *testing.T) {
+	s := longHistories(t)
+	got, err := DecodeSnapshot(bytes.NewReader(snapshotBytes(t, s)), s.Seq())
+	if err != nil {
+		t.Fatal(err)
+	}
+	assertSameState(t, got, s)
+}
+
+// longHistories is a state with a job of 200 steps, attempts of steps past
+// index 127 (two-byte varints) and 300 attempts of one step, at small times
+// (one-byte varints), so that a misread attempt could still look sound.
+func longHistories(t tb) *State {
+	steps := make([]string, 200)
+	for i := range steps {
+		steps[i] = fmt.Sprintf("s%03d", i)
+	}
+	events := []Event{submit("many", steps...), start("many")}
+	for _, i := range []int{0, 127, 128, 150, 199} {
+		for n := 1; n <= 3; n++ {
+			events = append(events, stepStart("many", steps[i], n),
+				stepEnd("many", steps[i], n, StatusFailed))
+		}
+	}
+	for n := 1; n <= 300; n++ {
+		events = append(events, stepStart("many", steps[1], n))
+		if n < 300 {
+			events = append(events, stepEnd("many", steps[1], n, StatusFailed))
+		}
+	}
+	for i := range events {
+		events[i].Time = time.Unix(0, int64(i%50+1))
+	}
+	s, _ := run(t, NewState(), events...)
+	return s
 }
