@@ -64,8 +64,8 @@ func newSnapReader(r io.Reader) *snapReader {
 func (d *snapReader) offset() int64 { return d.base + int64(d.pos) }
 
 // fill makes n bytes available in buf[pos:], reading as needed; false when
-// the body ends (or fails) first. n is at most a string's limit plus a
-// varint, far below the buffer's size.
+// the body ends (or fails) first. n is at most a job's steps or labels
+// section (some 33 KiB), below the buffer's full size.
 func (d *snapReader) fill(n int) bool {
 	for len(d.buf)-d.pos < n {
 		if d.rerr != nil {
