@@ -44,7 +44,9 @@ func NewRecovery(s *State) *Recovery {
 }
 
 // DecodeRecovery reads a snapshot body written by EncodeSnapshot, checked
-// as DecodeSnapshot checks it, and starts a recovery from it.
+// as DecodeSnapshot checks it, and starts a recovery from it. As
+// DecodeSnapshot does, it reads r on a goroutine of its own (unless r is
+// in memory), which has ended when it returns.
 func DecodeRecovery(r io.Reader, seq uint64) (*Recovery, error) {
 	d, err := decodeSnapshot(r, seq)
 	if err != nil {

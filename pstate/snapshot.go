@@ -165,6 +165,11 @@ func (e *snapWriter) job(j *job) {
 // header; the body must hold the same. Bad bytes and any inconsistency (ids
 // out of order, a workspace whose job does not list it, an attempt of an
 // undeclared step...) give a *CorruptionError with the body offset.
+//
+// Unless r is in memory (*bytes.Reader, *bytes.Buffer, *strings.Reader),
+// it is read a few buffers ahead on a goroutine of its own, so that the
+// work behind r's Read (a snapshot file's decompression) runs beside the
+// decoding; that goroutine has ended when DecodeSnapshot returns.
 func DecodeSnapshot(r io.Reader, seq uint64) (*State, error) {
 	b, err := decodeSnapshot(r, seq)
 	if err != nil {
