@@ -174,31 +174,36 @@ func replay(fsys vfs.FS, walDir string, log *wal.Log, r *pstate.Recovery, rec *R
 	start := time.Now()
 	last := start
 	var n, lastSeq uint64
-	err := log.Replay(r.Seq()+1, func(seq uint64, payload []byte) error {
-		if err := r.Replay(seq, payload); err != nil {
-			return &replayError{seq: seq, err: err}
-		}
-		lastSeq = seq
-		n++
-		if opts.Progress != nil && n%1024 == 0 {
-			if now := time.Now(); now.Sub(last) >= every {
-				last = now
-				opts.Progress(Progress{Phase: PhaseLog, Records: n, Seq: seq,
-					Elapsed: now.Sub(start)})
+	// ReplayAll decodes the records on a goroutine of its own (the one
+	// that runs log.Replay and this progress count) while it applies the
+	// ones before; n and lastSeq are read only after it returns.
+	err := r.ReplayAll(func(fn func(seq uint64, payload []byte) error) error {
+		return log.Replay(r.Seq()+1, func(seq uint64, payload []byte) error {
+			if err := fn(seq, payload); err != nil {
+				return err
 			}
-		}
-		return nil
+			lastSeq = seq
+			n++
+			if opts.Progress != nil && n%1024 == 0 {
+				if now := time.Now(); now.Sub(last) >= every {
+					last = now
+					opts.Progress(Progress{Phase: PhaseLog, Records: n, Seq: seq,
+						Elapsed: now.Sub(start)})
+				}
+			}
+			return nil
+		})
 	})
 	if err == nil {
 		rec.State = r.State() // builds the immutable maps: part of the replay's time
 	}
 	rec.ReplayTime = time.Since(start)
 	if err != nil {
-		var re *replayError
+		var re *pstate.RecordError
 		if errors.As(err, &re) {
-			file, off := locate(fsys, walDir, re.seq)
+			file, off := locate(fsys, walDir, re.Seq)
 			return &wal.CorruptionError{File: file, Offset: off, Kind: "event",
-				Err: fmt.Errorf("replay record seq %d: %w", re.seq, re.err)}
+				Err: fmt.Errorf("replay record seq %d: %w", re.Seq, re.Err)}
 		}
 		return fmt.Errorf("replay log %s: %w", walDir, err)
 	}
@@ -229,15 +234,6 @@ func makeDurableDir(fsys vfs.FS, dir string) error {
 		d = parent
 	}
 }
-
-// replayError carries the seq of a record that could not be applied.
-type replayError struct {
-	seq uint64
-	err error
-}
-
-func (e *replayError) Error() string { return fmt.Sprintf("seq %d: %v", e.seq, e.err) }
-func (e *replayError) Unwrap() error { return e.err }
 
 // locate finds the file and byte offset of a record by scanning the log
 // read-only; ("DIR", -1) when it cannot.

@@ -219,6 +219,39 @@ func TestRecoverDamagedLog(t *testing.T) {
 	}
 }
 
+// TestRecoverBadEvent: a record the log holds soundly (its checksum
+// agrees) but that is no event, or one that cannot apply, stops the
+// recovery with the record's seq, file and offset; it is never skipped.
+func TestRecoverBadEvent(t *testing.T) {
+	conflict := pstate.AppendEvent(nil, &pstate.Event{Type: pstate.TypeStepStarted,
+		JobID: "j1", Step: "nope", Attempt: 1, Time: time.Unix(50, 0).UTC()})
+	for name, payload := range map[string][]byte{
+		"garbage": []byte("not an event"), "conflict": conflict} {
+		t.Run(name, func(t *testing.T) {
+			f := newFixture(t, 3000) // records beyond the bad one keep the reader busy
+			l, err := wal.Open(walDir, wal.Options{FS: f.fs})
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, bad, err := l.Append([][]byte{payload})
+			if err == nil {
+				_, _, err = l.Append([][]byte{pstate.AppendEvent(nil, &pstate.Event{
+					Type: pstate.TypeJobPurged, JobID: "j1", Time: time.Unix(60, 0).UTC()})})
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			l.Close()
+			_, err = f.recover(t)
+			var ce *wal.CorruptionError
+			if !errors.As(err, &ce) || ce.Kind != "event" || ce.Offset <= 0 ||
+				!strings.Contains(err.Error(), fmt.Sprintf("seq %d", bad)) {
+				t.Fatalf("err %v; want a *wal.CorruptionError of kind event at seq %d", err, bad)
+			}
+		})
+	}
+}
+
 // TestRecoverRemovesTemp: a snapshot .tmp left by a crash is removed.
 func TestRecoverRemovesTemp(t *testing.T) {
 	f := newFixture(t, 1)
