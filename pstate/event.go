@@ -381,6 +381,21 @@ func checkString(field, s string, max int, ident bool) error {
 		return &InputError{Field: field, Message: fmt.Sprintf("%d bytes, more than %d",
 			len(s), max)}
 	}
+	// Plain ASCII, nearly every string, is checked a byte at a time.
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= utf8.RuneSelf {
+			return checkUnicode(field, s, ident)
+		}
+		if c == 0 || (ident && (c < 0x20 || c == 0x7f)) {
+			return &InputError{Field: field, Message: "holds a control character"}
+		}
+	}
+	return nil
+}
+
+// checkUnicode is checkString's check of a string that is not all ASCII.
+func checkUnicode(field, s string, ident bool) error {
 	if !utf8.ValidString(s) {
 		return &InputError{Field: field, Message: "invalid UTF-8"}
 	}

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 )
 
 func TestDecodeEventsOneAndBatch(t *testing.T) {
@@ -206,4 +207,25 @@ func eventsEqual(a, b Event) bool {
 	}
 	a.Time, b.Time = time.Time{}, time.Time{}
 	return reflect.DeepEqual(a, b)
+}
+
+// FuzzCheckString checks checkString's ASCII fast path against the plain
+// rule: valid UTF-8, no NUL, and for identifiers no control character.
+func FuzzCheckString(f *testing.F) {
+	for _, s := range []string{"job-1", "a\x00b", "tab\there", "del\x7f", "ünïcode",
+		"\xff\xfe", "日本\x01", ""} {
+		f.Add(s, true)
+		f.Add(s, false)
+	}
+	f.Fuzz(func(t *testing.T, s string, ident bool) {
+		want := utf8.ValidString(s)
+		for _, r := range s {
+			if r == 0 || (ident && (r < 0x20 || r == 0x7f)) {
+				want = false
+			}
+		}
+		if err := checkString("f", s, 1<<20, ident); (err == nil) != want {
+			t.Fatalf("checkString(%q, ident %v) = %v, want ok %v", s, ident, err, want)
+		}
+	})
 }
