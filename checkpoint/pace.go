@@ -37,9 +37,9 @@ const (
 	defaultShare = 0.5
 )
 
-// pacer is the writer the body writes into: it passes the bytes to w and
-// pauses as the share asks. A nil *pacer is not valid; unpaced() is one
-// that never pauses.
+// pacer is the writer the body writes into: it passes the bytes to w,
+// counts them and pauses as the share asks. newPacer(w, 0, nil) never
+// pauses.
 type pacer struct {
 	w     io.Writer
 	share float64 // of one core; >= 1: yield only; <= 0: never pause
