@@ -217,8 +217,16 @@ func (d *draft) setWS(id string, w *workspace) {
 // addID remembers an event id at seq; an id already held keeps its seq.
 func (d *draft) addID(id string, seq uint64) {
 	h := hashID(id)
-	if _, held := d.appliedHash(id, h); held {
-		return
+	var taken bool
+	if d.index == nil {
+		if _, held := d.ids.find(id); held {
+			return
+		}
+	} else {
+		var held bool
+		if _, held, taken = d.index.find(&d.ids, id, h); held {
+			return
+		}
 	}
 	var claims *[]claim
 	if d.record {
@@ -243,8 +251,9 @@ func (d *draft) addID(id string, seq uint64) {
 			d.idxUndo = append(d.idxUndo, indexUndo{id: old, h: oldH, pos: oldPos,
 				where: int8(where)})
 		}
+		_, taken = d.index.byHash[h] // the drop may have freed h
 	}
-	extra := d.index.add(id, h, pos)
+	extra := d.index.put(id, h, pos, taken)
 	if d.record {
 		d.idxUndo = append(d.idxUndo, indexUndo{id: id, h: h, pos: pos, extra: extra})
 	}

@@ -276,21 +276,34 @@ func newIDIndex(n int) *idIndex {
 
 // lookup returns id's position in w, if w holds it.
 func (x *idIndex) lookup(w *idWindow, id string, h uint64) (uint64, bool) {
-	if pos, ok := x.byHash[h]; ok && w.holds(pos) {
+	pos, held, _ := x.find(w, id, h)
+	return pos, held
+}
+
+// find is lookup that also reports whether h is taken in byHash (by id or
+// by another id), for add.
+func (x *idIndex) find(w *idWindow, id string, h uint64) (pos uint64, held, taken bool) {
+	if pos, taken = x.byHash[h]; taken && w.holds(pos) {
 		if got, _ := w.at(pos); got == id {
-			return pos, true
+			return pos, true, true
 		}
 	}
-	if pos, ok := x.extra[id]; ok && w.holds(pos) {
-		return pos, true
+	if p, ok := x.extra[id]; ok && w.holds(p) {
+		return p, true, taken
 	}
-	return 0, false
+	return 0, false, taken
 }
 
 // add records that id (hash h) is at pos. id must not be in x already.
 // It reports whether it went to extra.
 func (x *idIndex) add(id string, h, pos uint64) (inExtra bool) {
-	if _, taken := x.byHash[h]; !taken {
+	_, taken := x.byHash[h]
+	return x.put(id, h, pos, taken)
+}
+
+// put is add for a caller that knows whether h is taken (find).
+func (x *idIndex) put(id string, h, pos uint64, taken bool) (inExtra bool) {
+	if !taken {
 		x.byHash[h] = pos
 		return false
 	}
