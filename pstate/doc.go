@@ -67,11 +67,18 @@
 // follows apply order, replay evicts exactly as the live state did. A slot
 // is written once, by the draft that claimed it (an atomic counter per
 // chunk: a second state grown from the same root copies the chunk instead),
-// so a root's entries never change while it can see them. The engine's loop
-// and a Recovery answer "is this id held?" from a plain Go map id ->
-// position that only they touch, checked against the window; State.Applied,
-// for anyone else, looks through a map each full chunk gets when its last
-// slot is written, and scans the open chunk. An event whose id is
+// so a root's entries never change while it can see them. The window holds
+// nothing the collector must follow per id: an id's bytes live in 8 KiB
+// blocks of its chunk, and every map is keyed by a 64-bit hash of the id
+// (maphash, seeded per process, never stored), each hit confirmed against
+// the window; an id whose hash another held id has goes in a small map of
+// its own. (As Go strings in string-keyed maps, a full window was a million
+// heap objects and each collection spent about 260 ms of CPU marking
+// them; now about 8 ms.) The engine's loop and a Recovery answer "is this
+// id held?" from such an index, hash -> position, that only they touch;
+// State.Applied, for anyone else, looks through the map each full chunk
+// gets when its last slot is written, and scans the open chunk. An event
+// whose id is
 // remembered is answered with the first seq and duplicate true, is not
 // applied and is not logged. Events without an id are never duplicates.
 //
@@ -182,10 +189,14 @@
 // records to those maps in place, and Recovery.State builds the immutable
 // maps and sets once, in sorted order, with the library's builders (which
 // start from empty and are an order of magnitude cheaper than persistent
-// inserts). So a snapshot plus its log is one build. NewRecovery starts from
-// a State: from an empty one it works the same way; from one with jobs it
-// commits a draft every 4096 records. DecodeSnapshot is a Recovery with no
-// records.
+// inserts), on four goroutines for independent maps. So a snapshot plus its
+// log is one build. A snapshot body not in memory is read ahead on a
+// goroutine of its own, so decompression runs beside decoding; jobs,
+// attempts and strings come from slabs. Recovery.ReplayAll decodes log
+// records on a second goroutine while it applies the ones before.
+// NewRecovery starts from a State: from an empty one it works the same
+// way; from one with jobs it commits a draft every 4096 records.
+// DecodeSnapshot is a Recovery with no records.
 //
 // # Measured
 //
@@ -200,10 +211,14 @@
 //     200, 210k at 400. Before drafts: 120-180k/cpu-s with Apply, 2.4-3.3
 //     KB and 10-11 allocations an event. Apply alone (a draft of one) stays
 //     at that level: its floor is one persistent Set.
-//   - BenchmarkRecover, 1M records over a snapshot: 280k records/cpu-s at
-//     100k jobs, 180k at 1M, plus 0.4 and 7 cpu-s for the final build;
-//     snapshot decode 63-68 MB/cpu-s of body. Before: 34k and 41k
-//     records/cpu-s, 20 MB/cpu-s.
+//   - BenchmarkRecover, 1M jobs and 1M records after them (742 MB of
+//     body): load (decompress and decode) 196-264 MB/cpu-s, 205-386 MB/s;
+//     ReplayAll 0.45-0.98M records/s, Replay 420-600k records/cpu-s; the
+//     final build 3.6-4.3 cpu-s, 1.8-3.7 s; the whole recovery 5.8-9.2 s.
+//     Before slabs, read-ahead and ReplayAll: 72-83 MB/cpu-s, 259-362k
+//     records/cpu-s, 15-29 s in all; before drafts, 34-41k records/cpu-s.
+//   - BenchmarkIDWindowGC, a full window of 1M ids: 8 ms of collection
+//     (260 ms as strings in string-keyed maps), 15k heap objects (1.06M).
 //   - BenchmarkMemoryPerJob: the state takes 1.5x the heap of the same jobs
 //     in plain Go maps (1.38x before: published jobs keep the spare room
 //     their group's draft gave them).
