@@ -66,18 +66,29 @@ func encode(w io.Writer, meta Meta, body func(w io.Writer) error, p *pacer) (int
 }
 
 // pooledEncoder is a zstd encoder kept between snapshots: a new one
-// allocates its window and tables (several MiB), which a checkpoint every
-// few seconds would hand to the collector each time.
+// allocates its window and tables (about 10 MB), which back-to-back
+// checkpoints would hand to the collector each time.
 type pooledEncoder struct {
 	*zstd.Encoder
 	level zstd.EncoderLevel
 }
 
-var encoders sync.Pool // of *pooledEncoder
+// spare holds one encoder between snapshots. Not a sync.Pool: an item put
+// there from one P can be missed by a Get on another, and is dropped by the
+// second collection after, so a checkpoint found it about half the time.
+// A second snapshot encoded at the same time (a backup) takes a new one.
+var spare struct {
+	sync.Mutex
+	e *pooledEncoder
+}
 
 // getEncoder returns an encoder at encoderLevel writing a new stream to w.
 func getEncoder(w io.Writer) (*pooledEncoder, error) {
-	if e, ok := encoders.Get().(*pooledEncoder); ok && e.level == encoderLevel {
+	spare.Lock()
+	e := spare.e
+	spare.e = nil
+	spare.Unlock()
+	if e != nil && e.level == encoderLevel {
 		e.Reset(w)
 		return e, nil
 	}
@@ -89,10 +100,12 @@ func getEncoder(w io.Writer) (*pooledEncoder, error) {
 	return &pooledEncoder{Encoder: enc, level: encoderLevel}, nil
 }
 
-// putEncoder returns e to the pool, holding no writer.
+// putEncoder keeps e as the spare, holding no writer.
 func putEncoder(e *pooledEncoder) {
 	e.Reset(nil)
-	encoders.Put(e)
+	spare.Lock()
+	spare.e = e
+	spare.Unlock()
 }
 
 // Decode reads one snapshot from r. It checks the header, then calls fn

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"reflect"
+	"runtime"
 	"syscall"
 	"testing"
 	"time"
@@ -157,6 +158,24 @@ func TestEncoderReuse(t *testing.T) {
 		})
 		if again := encodeBytes(t, testMeta(6), body); !bytes.Equal(again, first) {
 			t.Fatal("a reused encoder wrote other bytes")
+		}
+	}
+}
+
+// TestEncoderKept: a snapshot after another takes the encoder it left,
+// whatever P it runs on and whatever collections ran in between.
+func TestEncoderKept(t *testing.T) {
+	body := testBody(9, 10_000)
+	encodeBytes(t, testMeta(9), body)
+	for range 5 {
+		runtime.GC()
+		runtime.GC()
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		encodeBytes(t, testMeta(9), body)
+		runtime.ReadMemStats(&after)
+		if n := after.TotalAlloc - before.TotalAlloc; n > 2<<20 {
+			t.Fatalf("a snapshot of 10 KB allocated %d bytes: a new encoder", n)
 		}
 	}
 }
