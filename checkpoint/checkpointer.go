@@ -14,10 +14,13 @@ import (
 // Capture is the state to snapshot, as taken by one atomic load of the
 // published root: its meta and a function that encodes that very state.
 // Encode runs on the Checkpointer's goroutine while the event loop goes on,
-// so it must read only what never changes after publication.
+// so it must read only what never changes after publication. Counts, when
+// set, gives Meta.Counts from that same state; it is called after the
+// capture is timed, so that the capture time is the load's alone.
 type Capture struct {
 	Meta   Meta
 	Encode func(w io.Writer) error
+	Counts func() map[string]uint64
 }
 
 // Truncator is the part of the log the Checkpointer uses; *wal.Log
@@ -361,6 +364,9 @@ func (c *Checkpointer) checkpoint() (Result, error) {
 	processed := c.cfg.Log.Processed()
 
 	meta := cp.Meta
+	if cp.Counts != nil {
+		meta.Counts = cp.Counts()
+	}
 	if meta.Time.IsZero() {
 		meta.Time = start
 	}

@@ -446,6 +446,7 @@ func (s *Server) getSnapshot(w http.ResponseWriter, r *http.Request, rt *runtime
 		return
 	}
 	c := capture(root, s.cfg.Clock())
+	c.Meta.Counts = c.Counts()
 	h := w.Header()
 	h.Set("Content-Type", "application/octet-stream")
 	h.Set("Content-Disposition", fmt.Sprintf(`attachment; filename="snap-%020d.pst"`, c.Meta.Seq))

@@ -203,12 +203,14 @@ func (s *Server) Open() error {
 	return nil
 }
 
-// capture takes a checkpoint's view of one root: its meta and its encoder.
+// capture takes a checkpoint's view of one root: its seq and time, its
+// encoder, and its counts, taken by the checkpointer after it has timed the
+// capture (the root never changes).
 func capture(root *pstate.State, now time.Time) checkpoint.Capture {
-	seq, counts := root.Meta()
 	return checkpoint.Capture{
-		Meta:   checkpoint.Meta{Seq: seq, Time: now, Counts: counts},
+		Meta:   checkpoint.Meta{Seq: root.Seq(), Time: now},
 		Encode: root.EncodeSnapshot,
+		Counts: func() map[string]uint64 { _, c := root.Meta(); return c },
 	}
 }
 

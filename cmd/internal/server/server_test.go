@@ -233,7 +233,8 @@ func TestCrashRecovery(t *testing.T) {
 // TestSnapshotStream: GET /v1/snapshot is a snapshot in the checkpoint
 // format of the state at Pstate-Seq.
 func TestSnapshotStream(t *testing.T) {
-	x := newTestServer(t, vfs.NewMem(), nil, true)
+	fs := vfs.NewMem()
+	x := newTestServer(t, fs, nil, true)
 	for i := range 3 {
 		x.want(x.do("POST", "/v1/events", submitJob(fmt.Sprintf("s%d", i))), 200)
 	}
@@ -243,8 +244,10 @@ func TestSnapshotStream(t *testing.T) {
 		t.Fatalf("Pstate-Seq %q", r.header.Get(SeqHeader))
 	}
 	var st *pstate.State
+	var meta checkpoint.Meta
 	err := checkpoint.Decode(bytes.NewReader(r.body), func(m checkpoint.Meta, body io.Reader) error {
 		var err error
+		meta = m
 		st, err = pstate.DecodeSnapshot(body, m.Seq)
 		return err
 	})
@@ -253,6 +256,24 @@ func TestSnapshotStream(t *testing.T) {
 	}
 	if _, ok := st.Job("s2"); st.Seq() != 3 || !ok {
 		t.Fatalf("snapshot at seq %d, job s2 present %v", st.Seq(), ok)
+	}
+	if meta.Counts["jobs.queued"] != 3 {
+		t.Fatalf("snapshot header counts %v, want 3 queued jobs", meta.Counts)
+	}
+
+	// A checkpoint's file carries the same counts.
+	x.want(x.do("POST", "/v1/checkpoint", ""), 200)
+	used, _, err := checkpoint.Load(fs, "/data/snapshots", func(uint64) bool { return true },
+		func(m checkpoint.Meta, body io.Reader) error {
+			meta = m
+			_, err := io.Copy(io.Discard, body)
+			return err
+		})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if meta.Seq != 3 || meta.Counts["jobs.queued"] != 3 {
+		t.Fatalf("checkpoint %s: meta %+v, want seq 3 and 3 queued jobs", used.Path, meta)
 	}
 }
 
