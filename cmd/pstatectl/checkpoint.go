@@ -9,12 +9,8 @@ func runCheckpoint(e *env, args []string) error {
 	var cf clientFlags
 	cf.register(fs, e)
 	asJSON := fs.Bool("json", false, "print the raw JSON answer")
-	pos, err := parseArgs(fs, args)
-	if err != nil {
+	if err := parseNoArgs(fs, args); err != nil {
 		return err
-	}
-	if len(pos) != 0 {
-		return usagef(fs, "unexpected argument %q", pos[0])
 	}
 	c, err := cf.client(2)
 	if err != nil {

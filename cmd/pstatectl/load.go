@@ -93,12 +93,8 @@ func loadFlags(fs *flag.FlagSet, args []string) (*loadConfig, error) {
 		"chance that a failed attempt is retried (3 attempts at most)")
 	fs.Float64Var(&m.CancelRate, "cancel-rate", m.CancelRate, "chance that a job is canceled midway")
 	fs.Float64Var(&m.PurgeRate, "purge-rate", m.PurgeRate, "chance that a finished job is purged")
-	pos, err := parseArgs(fs, args)
-	if err != nil {
+	if err := parseNoArgs(fs, args); err != nil {
 		return nil, err
-	}
-	if len(pos) != 0 {
-		return nil, usagef(fs, "unexpected argument %q", pos[0])
 	}
 	if err := cfg.check(fs); err != nil {
 		return nil, err

@@ -210,6 +210,15 @@ func (cf *clientFlags) register(fs *flag.FlagSet, e *env) {
 	fs.StringVar(&cf.tokenFile, "token-file", e.tokenFile, "file holding the bearer token")
 }
 
+// parseNoArgs parses args for a command that takes flags only.
+func parseNoArgs(fs *flag.FlagSet, args []string) error {
+	pos, err := parseArgs(fs, args)
+	if err == nil && len(pos) != 0 {
+		err = usagef(fs, "unexpected argument %q", pos[0])
+	}
+	return err
+}
+
 // client opens a client for the flags' address.
 func (cf *clientFlags) client(conns int) (*Client, error) {
 	return NewClient(cf.addr, cf.tokenFile, conns)

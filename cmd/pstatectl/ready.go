@@ -12,12 +12,8 @@ func runReady(e *env, args []string) error {
 	var cf clientFlags
 	cf.register(fs, e)
 	quiet := fs.Bool("q", false, "print nothing when ready")
-	pos, err := parseArgs(fs, args)
-	if err != nil {
+	if err := parseNoArgs(fs, args); err != nil {
 		return err
-	}
-	if len(pos) != 0 {
-		return usagef(fs, "unexpected argument %q", pos[0])
 	}
 	c, err := cf.client(2)
 	if err != nil {

@@ -28,12 +28,8 @@ func runVerify(e *env, args []string) error {
 	dir := fs.String("data-dir", "", "the data dir to check")
 	allowRunning := fs.Bool("allow-running", false, "check a dir a running daemon holds")
 	asJSON := fs.Bool("json", false, "print the findings as NDJSON")
-	pos, err := parseArgs(fs, args)
-	if err != nil {
+	if err := parseNoArgs(fs, args); err != nil {
 		return err
-	}
-	if len(pos) != 0 {
-		return usagef(fs, "unexpected argument %q", pos[0])
 	}
 	if *dir == "" {
 		return usagef(fs, "--data-dir is required")

@@ -32,12 +32,8 @@ func runWALDump(e *env, args []string) error {
 			"and kind, and exit status 1.")
 	dir := fs.String("data-dir", "", "the data dir whose log to print")
 	from := fs.Uint64("from", 0, "print only records with seq >= this")
-	pos, err := parseArgs(fs, args)
-	if err != nil {
+	if err := parseNoArgs(fs, args); err != nil {
 		return err
-	}
-	if len(pos) != 0 {
-		return usagef(fs, "unexpected argument %q", pos[0])
 	}
 	if *dir == "" {
 		return usagef(fs, "--data-dir is required")
