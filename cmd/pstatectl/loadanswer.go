@@ -8,7 +8,6 @@ import (
 	"io"
 	"math"
 	"net/http/httputil"
-	"strconv"
 )
 
 // maxAnswerBody bounds the body of a 2xx answer to POST /v1/events (a
@@ -27,8 +26,19 @@ type answerHead struct {
 	close   bool
 }
 
-// readHead reads an answer's status line and header fields from br.
+// readHead reads an answer's status line and header fields from br,
+// passing over interim (1xx) answers.
 func readHead(br *bufio.Reader) (answerHead, error) {
+	for {
+		h, err := readOneHead(br)
+		if err != nil || h.status >= 200 || h.status == 101 {
+			return h, err
+		}
+	}
+}
+
+// readOneHead reads one status line and its header fields.
+func readOneHead(br *bufio.Reader) (answerHead, error) {
 	h := answerHead{length: -1}
 	line, err := readLine(br)
 	if err != nil {
@@ -39,17 +49,12 @@ func readHead(br *bufio.Reader) (answerHead, error) {
 		(len(line) > 12 && line[12] != ' ') {
 		return h, fmt.Errorf("malformed status line %q", line)
 	}
-	code := 0
-	for _, c := range line[9:12] {
-		if c < '0' || c > '9' {
-			return h, fmt.Errorf("malformed status code in %q", line)
-		}
-		code = code*10 + int(c-'0')
-	}
-	if code < 100 {
+	code, ok := digits(line[9:12])
+	if !ok || code < 100 {
 		return h, fmt.Errorf("malformed status code in %q", line)
 	}
-	h.status, h.close = code, line[7] == '0' // HTTP/1.0 closes by default
+	http10 := line[7] == '0'
+	h.status, h.close = int(code), http10 // HTTP/1.0 closes by default
 	for {
 		line, err := readLine(br)
 		if err != nil {
@@ -59,19 +64,24 @@ func readHead(br *bufio.Reader) (answerHead, error) {
 			break
 		}
 		name, value, ok := bytes.Cut(line, []byte(":"))
-		if !ok {
+		if !ok || len(name) == 0 || bytes.ContainsAny(name, " \t") {
 			return h, fmt.Errorf("malformed header line %q", line)
 		}
 		value = bytes.TrimSpace(value)
 		switch {
 		case asciiEqual(name, "content-length"):
-			n, err := strconv.ParseInt(string(value), 10, 64)
-			if err != nil || n < 0 || (h.length >= 0 && n != h.length) {
+			n, ok := digits(value)
+			if !ok || (h.length >= 0 && n != h.length) {
 				return h, fmt.Errorf("malformed or repeated Content-Length %q", value)
 			}
 			h.length = n
-		case asciiEqual(name, "transfer-encoding"):
-			h.chunked = !asciiEqual(value, "identity")
+		case asciiEqual(name, "transfer-encoding") && !http10:
+			// HTTP/1.1 frames a body with chunked or nothing; an
+			// HTTP/1.0 answer's Transfer-Encoding means nothing.
+			if !asciiEqual(value, "chunked") {
+				return h, fmt.Errorf("unsupported Transfer-Encoding %q", value)
+			}
+			h.chunked = true
 		case asciiEqual(name, "connection"):
 			for _, t := range bytes.Split(value, []byte(",")) {
 				if asciiEqual(bytes.TrimSpace(t), "close") {
@@ -80,10 +90,28 @@ func readHead(br *bufio.Reader) (answerHead, error) {
 			}
 		}
 	}
-	if !h.chunked && h.length < 0 {
+	switch {
+	case h.status < 200 || h.status == 204 || h.status == 304:
+		h.length, h.chunked = 0, false // no body, whatever the head says
+	case !h.chunked && h.length < 0:
 		h.close = true // the body runs to the end of the connection
 	}
 	return h, nil
+}
+
+// digits reads a decimal number of at most 18 digits, nothing else.
+func digits(b []byte) (int64, bool) {
+	if len(b) == 0 || len(b) > 18 {
+		return 0, false
+	}
+	var n int64
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int64(c-'0')
+	}
+	return n, true
 }
 
 // readLine reads one line of the head without its CR LF; a line longer
@@ -128,11 +156,40 @@ func asciiEqual(b []byte, lower string) bool {
 func (h answerHead) body(br *bufio.Reader) io.Reader {
 	switch {
 	case h.chunked:
-		return httputil.NewChunkedReader(br)
+		return &chunkedBody{br: br, r: httputil.NewChunkedReader(br)}
 	case h.length >= 0:
 		return io.LimitReader(br, h.length)
 	}
 	return br
+}
+
+// chunkedBody is a chunked body that, at its end, also reads the trailer
+// section (httputil's reader stops at the last chunk), so that the next
+// answer on the connection starts where it should.
+type chunkedBody struct {
+	br   *bufio.Reader
+	r    io.Reader
+	done bool
+}
+
+func (c *chunkedBody) Read(p []byte) (int, error) {
+	if c.done {
+		return 0, io.EOF
+	}
+	n, err := c.r.Read(p)
+	if err == io.EOF {
+		for {
+			line, lerr := readLine(c.br)
+			if lerr != nil {
+				return n, lerr
+			}
+			if len(line) == 0 {
+				break
+			}
+		}
+		c.done = true
+	}
+	return n, err
 }
 
 // readAnswer appends the whole of body to buf; a body past maxAnswerBody
@@ -168,7 +225,8 @@ func parseSubmitAnswer(b []byte) ([]result, bool) {
 	if !p.lit(`{"seq":`) || !p.uint() || !p.lit(`,"results":[`) {
 		return nil, false
 	}
-	n := bytes.Count(p.b[p.i:], []byte(`{"seq":`))
+	// A result for each event; a batch holds at most 1000.
+	n := min(bytes.Count(p.b[p.i:], []byte(`{"seq":`)), 1000)
 	res := make([]result, 0, n)
 	for len(res) == 0 || p.lit(",") {
 		if !p.lit(`{"seq":`) || !p.uint() || !p.lit(`,"duplicate":`) {

@@ -3,8 +3,11 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
@@ -79,6 +82,8 @@ func TestReadHead(t *testing.T) {
 			want: answerHead{status: 200, length: -1, close: true}, body: "to the end"},
 		{in: "HTTP/1.1 2x0 OK\r\n\r\n", bad: true},
 		{in: "HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n", bad: true},
+		{in: "HTTP/1.1 200 OK\r\nContent-Length: +1\r\n\r\n", bad: true},
+		{in: "HTTP/1.1 200 OK\r\nContent-Length : 1\r\n\r\n", bad: true},
 		{in: "HTTP/1.1 200 OK\r\nno colon\r\n\r\n", bad: true},
 		{in: "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n", bad: true},
 		{in: "SMTP 220 ready\r\n\r\n", bad: true},
@@ -101,26 +106,93 @@ func TestReadHead(t *testing.T) {
 	}
 }
 
-// FuzzReadHead checks the answer head reader against net/http's: when
-// both take a head, they agree on the status and the length.
+// FuzzReadHead checks the answer reader against net/http's: when both
+// take an answer, they agree on its status, its body and where the next
+// answer on the connection starts.
 func FuzzReadHead(f *testing.F) {
-	f.Add([]byte("HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc"))
-	f.Add([]byte("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"))
+	f.Add([]byte("HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabcREST"))
+	f.Add([]byte("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\nREST"))
+	f.Add([]byte("HTTP/1.1 204 No Content\r\n\r\nREST"))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		h, err := readHead(bufio.NewReader(bytes.NewReader(b)))
+		br := bufio.NewReader(bytes.NewReader(b))
+		h, err := readHead(br)
 		if err != nil {
 			return
 		}
-		resp, err := http.ReadResponse(bufio.NewReader(bytes.NewReader(b)), nil)
+		body, err := readAnswer(nil, h.body(br))
 		if err != nil {
 			return
 		}
-		resp.Body.Close()
-		if resp.StatusCode != h.status {
+		rest, _ := io.ReadAll(br)
+		br2 := bufio.NewReader(bytes.NewReader(b))
+		resp, err := http.ReadResponse(br2, nil)
+		if err != nil || resp.StatusCode < 200 {
+			return // net/http hands interim answers to its caller
+		}
+		body2, err := io.ReadAll(resp.Body)
+		if err != nil {
+			return
+		}
+		rest2, _ := io.ReadAll(br2)
+		switch {
+		case resp.StatusCode != h.status:
 			t.Fatalf("%q: status %d, net/http %d", b, h.status, resp.StatusCode)
-		}
-		if !h.chunked && h.length >= 0 && resp.ContentLength != h.length {
-			t.Fatalf("%q: length %d, net/http %d", b, h.length, resp.ContentLength)
+		case !bytes.Equal(body, body2):
+			t.Fatalf("%q: body %q, net/http %q", b, body, body2)
+		case !h.close && !resp.Close && !bytes.Equal(rest, rest2):
+			t.Fatalf("%q: left %q, net/http %q", b, rest, rest2)
 		}
 	})
+}
+
+// Answers on one kept-alive connection: a chunked one with a trailer, one
+// with no body by its status, and one after an interim answer; each leaves
+// the next where it starts.
+func TestReadHeadSequence(t *testing.T) {
+	br := bufio.NewReader(strings.NewReader(
+		"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" +
+			"3\r\nabc\r\n0\r\nX-Trailer: 1\r\n\r\n" +
+			"HTTP/1.1 204 No Content\r\nContent-Length: 9\r\n\r\n" +
+			"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: x\r\n\r\n" +
+			"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"))
+	for _, want := range []struct {
+		status int
+		body   string
+	}{{200, "abc"}, {204, ""}, {200, "ok"}} {
+		h, err := readHead(br)
+		if err != nil || h.status != want.status || h.close {
+			t.Fatalf("head %+v, %v; want status %d, kept alive", h, err, want.status)
+		}
+		if b, err := readAnswer(nil, h.body(br)); err != nil || string(b) != want.body {
+			t.Fatalf("status %d: body %q, %v; want %q", h.status, b, err, want.body)
+		}
+	}
+	if _, err := br.ReadByte(); err != io.EOF {
+		t.Fatalf("bytes left after the last answer")
+	}
+}
+
+// A chunked answer on a kept-alive connection does not break the next
+// request on it.
+func TestConnSenderChunkedKeepAlive(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"seq":1,"results":[`)
+		w.(http.Flusher).Flush() // forces Transfer-Encoding: chunked
+		io.WriteString(w, `{"seq":1,"duplicate":false}]}`+"\n")
+	}))
+	defer srv.Close()
+	c, err := NewClient(strings.TrimPrefix(srv.URL, "http://"), "", 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	s := newConnSender(c)
+	defer s.close()
+	for i := range 3 {
+		if res, err := s.send(context.Background(), []byte(`{}`), 1); err != nil || len(res) != 1 {
+			t.Fatalf("request %d: %v %v", i, res, err)
+		}
+	}
 }
