@@ -224,8 +224,12 @@ type eventsResult struct {
 // are decoded.
 var bodyPool = sync.Pool{New: func() any { b := make([]byte, 0, 4<<10); return &b }}
 
-// maxPooledBody is the largest buffer put back into bodyPool.
-const maxPooledBody = 256 << 10
+// maxPooledBody is the largest buffer put back into bodyPool; preGrowBody
+// the most room readBody makes before the bytes arrive.
+const (
+	maxPooledBody = 256 << 10
+	preGrowBody   = 64 << 10
+)
 
 func (s *Server) postEvents(w http.ResponseWriter, r *http.Request, rt *runtime) {
 	if reason := s.readOnlyReason(); reason != "" {
@@ -271,12 +275,15 @@ func (s *Server) postEvents(w http.ResponseWriter, r *http.Request, rt *runtime)
 }
 
 // readBody appends the request body to buf, refusing one larger than
-// MaxBodyBytes with an *http.MaxBytesError.
+// MaxBodyBytes with an *http.MaxBytesError. Room is made ahead for what
+// Content-Length declares only up to preGrowBody: beyond that the buffer
+// grows as bytes arrive, so a client that declares a megabyte and sends
+// nothing holds no megabyte.
 func readBody(w http.ResponseWriter, r *http.Request, buf []byte) ([]byte, error) {
 	if n := r.ContentLength; n > MaxBodyBytes {
 		return buf, &http.MaxBytesError{Limit: MaxBodyBytes}
 	} else if n > 0 {
-		buf = slices.Grow(buf, int(n)+1) // +1: the read that sees EOF
+		buf = slices.Grow(buf, int(min(n, preGrowBody))+1) // +1: the read that sees EOF
 	}
 	body := http.MaxBytesReader(w, r.Body, MaxBodyBytes)
 	for {

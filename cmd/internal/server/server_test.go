@@ -407,3 +407,17 @@ func TestAppendEventsAnswerMatchesJSON(t *testing.T) {
 		}
 	}
 }
+
+// TestReadBodyTrustsNoLength: a body that declares a megabyte makes room
+// for it only as its bytes come.
+func TestReadBodyTrustsNoLength(t *testing.T) {
+	r := httptest.NewRequest("POST", "/v1/events", strings.NewReader(`{"type":"x"}`))
+	r.ContentLength = MaxBodyBytes
+	b, err := readBody(httptest.NewRecorder(), r, nil)
+	if err != nil || string(b) != `{"type":"x"}` {
+		t.Fatalf("readBody = %q, %v", b, err)
+	}
+	if cap(b) > 2*preGrowBody {
+		t.Fatalf("readBody made %d bytes of room for a 12-byte body", cap(b))
+	}
+}
