@@ -26,6 +26,15 @@ var benchStepNames = func() []string {
 
 func benchJobID(i int) string { return fmt.Sprintf("job-%08d", i) }
 
+// benchJobIDs returns the ids of benchState(n)'s jobs, in order.
+func benchJobIDs(n int) []string {
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = benchJobID(i)
+	}
+	return ids
+}
+
 // benchState builds n running jobs, each with 20 declared steps whose first
 // attempt failed (a 20-attempt history), two labels and one workspace, with
 // the builders (as a snapshot load does).
@@ -88,10 +97,7 @@ func BenchmarkApply(b *testing.B) {
 				b.Skip("1M jobs: not under -short")
 			}
 			base := cachedBenchState(n)
-			ids := make([]string, n)
-			for i := range ids {
-				ids[i] = benchJobID(i)
-			}
+			ids := benchJobIDs(n)
 			b.ReportAllocs()
 			b.ResetTimer()
 			cpu0 := cpuTime()
@@ -312,10 +318,7 @@ func BenchmarkMapSetFloor(b *testing.B) {
 				b.Skip("1M jobs: not under -short")
 			}
 			base := cachedBenchState(n)
-			ids := make([]string, n)
-			for i := range ids {
-				ids[i] = benchJobID(i)
-			}
+			ids := benchJobIDs(n)
 			j, _ := base.jobs.Get(ids[0])
 			b.ReportAllocs()
 			b.ResetTimer()

@@ -87,6 +87,26 @@ func idIndexModelCheck(t *rapid.T) {
 		}
 		return m
 	}
+	// add draws n ids for d, checks each duplicate answer against m, and
+	// adds those not held at the next seqs; it returns the new model.
+	add := func(what string, d *draft, m idModel, seq *uint64, n int) idModel {
+		for range n {
+			id := pick(m)
+			got, ok := d.applied(id)
+			want, wok := m.find(id)
+			if ok != wok || got != want {
+				t.Fatalf("%s applied(%q) = %d %v, model %d %v", what, id, got, ok, want, wok)
+			}
+			if ok {
+				continue
+			}
+			*seq++
+			d.seq = *seq
+			d.addID(id, *seq)
+			m = push(m, id, *seq)
+		}
+		return m
+	}
 	for range rapid.IntRange(1, 6).Draw(t, "groups") {
 		d.reset(cur)
 		d.seq = seq
@@ -94,21 +114,7 @@ func idIndexModelCheck(t *rapid.T) {
 			mk := d.mark()
 			saved, savedSeq := slices.Clone(model), seq
 			n := rapid.SampledFrom([]int{1, 3, 50, 300}).Draw(t, "n")
-			for range n {
-				id := pick(model)
-				got, ok := d.applied(id)
-				want, wok := model.find(id)
-				if ok != wok || got != want {
-					t.Fatalf("draft applied(%q) = %d %v, model %d %v", id, got, ok, want, wok)
-				}
-				if ok {
-					continue
-				}
-				seq++
-				d.seq = seq
-				d.addID(id, seq)
-				model = push(model, id, seq)
-			}
+			model = add("draft", d, model, &seq, n)
 			if rapid.IntRange(0, 2).Draw(t, "rollback") == 0 {
 				d.rollback(mk)
 				model, seq = saved, savedSeq
@@ -126,23 +132,8 @@ func idIndexModelCheck(t *rapid.T) {
 		if rapid.IntRange(0, 2).Draw(t, "fork") == 0 {
 			r := roots[rapid.IntRange(0, len(roots)-1).Draw(t, "from")]
 			fd := newDraft(r.s, nil)
-			fm := slices.Clone(r.m)
 			fs := r.s.seq
-			for range rapid.IntRange(1, 300).Draw(t, "forkn") {
-				id := pick(fm)
-				got, ok := fd.applied(id)
-				want, wok := fm.find(id)
-				if ok != wok || got != want {
-					t.Fatalf("fork applied(%q) = %d %v, model %d %v", id, got, ok, want, wok)
-				}
-				if ok {
-					continue
-				}
-				fs++
-				fd.seq = fs
-				fd.addID(id, fs)
-				fm = push(fm, id, fs)
-			}
+			fm := add("fork", fd, slices.Clone(r.m), &fs, rapid.IntRange(1, 300).Draw(t, "forkn"))
 			roots = append(roots, root{fd.commit(), fm})
 		}
 		for _, r := range roots {

@@ -209,10 +209,7 @@ func BenchmarkApplyGroup(b *testing.B) {
 				b.Skip("1M jobs: not under -short")
 			}
 			base := cachedBenchState(n)
-			ids := make([]string, n)
-			for i := range ids {
-				ids[i] = benchJobID(i)
-			}
+			ids := benchJobIDs(n)
 			d := newDraft(base, base.ids.indexIDs())
 			b.ReportAllocs()
 			b.ResetTimer()

@@ -63,28 +63,27 @@ func (a *snapAlloc) workspace() *workspace {
 // attempts returns an empty slice with room for n attempts (n comes from
 // the body: a large n gets room for 1024 and grows as attempts are read).
 func (a *snapAlloc) attempts(n int) []attempt {
-	if n > maxSlabAttempts {
-		return make([]attempt, 0, maxSlabAttempts)
-	}
-	if cap(a.atts)-len(a.atts) < n {
-		a.atts = make([]attempt, 0, max(n, grown(cap(a.atts), slabAttempts)))
-	}
-	k := len(a.atts)
-	a.atts = a.atts[:k+n]
-	return a.atts[k : k : k+n]
+	return carve(&a.atts, n, slabAttempts, maxSlabAttempts)
 }
 
 // strings returns an empty slice with room for n strings, as attempts does.
 func (a *snapAlloc) strings(n int) []string {
-	if n > maxSlabStrings {
-		return make([]string, 0, maxSlabStrings)
+	return carve(&a.lists, n, slabStrings, maxSlabStrings)
+}
+
+// carve cuts an empty slice with room for n from the slab *s, starting a
+// new slab (of up to limit) when it lacks the room; n above most gets a
+// slice of its own with room for most.
+func carve[T any](s *[]T, n, limit, most int) []T {
+	if n > most {
+		return make([]T, 0, most)
 	}
-	if cap(a.lists)-len(a.lists) < n {
-		a.lists = make([]string, 0, max(n, grown(cap(a.lists), slabStrings)))
+	if cap(*s)-len(*s) < n {
+		*s = make([]T, 0, max(n, grown(cap(*s), limit)))
 	}
-	k := len(a.lists)
-	a.lists = a.lists[:k+n]
-	return a.lists[k : k : k+n]
+	k := len(*s)
+	*s = (*s)[:k+n]
+	return (*s)[k : k : k+n]
 }
 
 // str returns b as a string held by the arena.
