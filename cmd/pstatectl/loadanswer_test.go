@@ -183,13 +183,7 @@ func TestConnSenderChunkedKeepAlive(t *testing.T) {
 		io.WriteString(w, `{"seq":1,"duplicate":false}]}`+"\n")
 	}))
 	defer srv.Close()
-	c, err := NewClient(strings.TrimPrefix(srv.URL, "http://"), "", 2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	s := newConnSender(c)
-	defer s.close()
+	s := testSender(t, srv)
 	for i := range 3 {
 		if res, err := s.send(context.Background(), []byte(`{}`), 1); err != nil || len(res) != 1 {
 			t.Fatalf("request %d: %v %v", i, res, err)

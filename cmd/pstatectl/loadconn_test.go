@@ -146,13 +146,7 @@ func TestConnSenderCancelInFlight(t *testing.T) {
 	}))
 	defer srv.Close()
 	defer close(release)
-	c, err := NewClient(strings.TrimPrefix(srv.URL, "http://"), "", 2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	s := newConnSender(c)
-	defer s.close()
+	s := testSender(t, srv)
 	if _, err := s.send(context.Background(), []byte(`{}`), 1); err != nil {
 		t.Fatal(err)
 	}
@@ -165,4 +159,19 @@ func TestConnSenderCancelInFlight(t *testing.T) {
 	if _, err := s.send(ctx, []byte(`{}`), 1); err == nil {
 		t.Fatal("a cancelled request in flight succeeded")
 	}
+}
+
+// testSender returns a connSender to srv, closed when the test ends.
+func testSender(t *testing.T, srv *httptest.Server) *connSender {
+	t.Helper()
+	c, err := NewClient(strings.TrimPrefix(srv.URL, "http://"), "", 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newConnSender(c)
+	t.Cleanup(func() {
+		s.close()
+		c.Close()
+	})
+	return s
 }
