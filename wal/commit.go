@@ -8,9 +8,11 @@ import (
 )
 
 // committer runs the flusher: one goroutine that fdatasyncs the log for
-// every waiter at once (group commit). Waiters join the group of the next
-// round; a round takes the whole group, syncs everything written so far
-// and wakes the group together with one result.
+// every waiter at once (group commit). A round takes the waiting group,
+// syncs everything written so far and wakes the group together with one
+// result. A waiter whose record the round in flight already covers joins
+// that round; any other joins the next one. Without that, a record written
+// just before a round began would wait for that round and the next.
 type committer struct {
 	l       *Log
 	running bool
@@ -18,18 +20,24 @@ type committer struct {
 	stopc   chan struct{}
 	done    chan struct{}
 
-	// mu guards next and stopped. It is a leaf: nothing else is taken
-	// while it is held.
-	mu      sync.Mutex
-	next    *group
-	stopped bool
+	// mu guards next, inflight and stopped. It is a leaf: nothing else
+	// is taken while it is held.
+	mu       sync.Mutex
+	next     *group
+	inflight *group // the round syncing now, or nil
+	stopped  bool
+
+	onJoin func(inflight bool) // tests: a waiter joined a group
 }
 
-// group is the set of waiters of one sync round. err is written before
-// done is closed and read only after.
+// group is the set of waiters of one sync round. covers is set when the
+// round begins: every record up to it was written before, so the round
+// makes it durable. err is written before done is closed and read only
+// after.
 type group struct {
-	done chan struct{}
-	err  error
+	done   chan struct{}
+	covers uint64
+	err    error
 }
 
 func newGroup() *group { return &group{done: make(chan struct{})} }
@@ -59,16 +67,25 @@ func (c *committer) kick() {
 	}
 }
 
-// wait joins the next round's group and returns its result.
-func (c *committer) wait() error {
+// wait joins the round in flight when it covers seq, or else the next
+// round's group, and returns that round's result.
+func (c *committer) wait(seq uint64) error {
 	c.mu.Lock()
 	if c.stopped || !c.running {
 		c.mu.Unlock()
 		return ErrClosed
 	}
-	g := c.next
+	g, joined := c.next, false
+	if f := c.inflight; f != nil && seq <= f.covers {
+		g, joined = f, true
+	}
 	c.mu.Unlock()
-	c.kick()
+	if c.onJoin != nil {
+		c.onJoin(joined)
+	}
+	if !joined {
+		c.kick()
+	}
 	<-g.done
 	return g.err
 }
@@ -108,14 +125,22 @@ func (c *committer) loop() {
 	}
 }
 
-// round takes the waiting group, syncs and wakes it.
+// round takes the waiting group, syncs and wakes it. The seq it covers is
+// read before the round takes its group, so the sync, which covers
+// whatever is written when it starts, covers at least that much.
 func (c *committer) round() {
+	covers := c.l.written.Load()
 	c.mu.Lock()
 	g := c.next
+	g.covers = covers
+	c.inflight = g
 	c.next = newGroup()
 	c.mu.Unlock()
 
 	g.err = c.l.syncRound()
+	c.mu.Lock()
+	c.inflight = nil
+	c.mu.Unlock()
 	close(g.done)
 }
 

@@ -116,7 +116,8 @@
 //
 // Two leaves are taken alone, never with another lock taken after them:
 // dirMu guards dirSynced, the last rename whose directory fsync succeeded
-// (not held during that fsync), and committer.mu the waiting group.
+// (not held during that fsync), and committer.mu the waiting group and
+// the round in flight.
 // Write takes only mu, so the
 // flusher's fsync and a truncation's copy never block it; a truncation
 // holds mu only briefly, without I/O. firstSeq, nextSeq, written, size and

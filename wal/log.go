@@ -374,7 +374,7 @@ func (l *Log) WaitDurable(seq uint64) error {
 		if l.syncFailed.Load() {
 			return l.Err()
 		}
-		if err := l.commit.wait(); err != nil {
+		if err := l.commit.wait(seq); err != nil {
 			// The last round at Close may have covered seq.
 			if seq <= l.durable.Load() {
 				return nil

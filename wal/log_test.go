@@ -2,6 +2,8 @@ package wal
 
 import (
 	"errors"
+	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/pstate/pstate/wal/vfs"
@@ -83,5 +85,64 @@ func TestLockFreeAccessors(t *testing.T) {
 
 	if got[0] != 2 || got[1] != 4 || got[2] != 3 || got[3] != 1 || got[4] == 0 || err != nil {
 		t.Fatalf("processed, next, durable, first, size = %v, err %v", got, err)
+	}
+}
+
+// TestWaitJoinsRoundInFlight: a waiter whose record the sync round in
+// flight already covers is answered by that round, not by the next one.
+// The second round's fsync is held until the waiter has its answer, so a
+// waiter that joined the next round would never get one.
+func TestWaitJoinsRoundInFlight(t *testing.T) {
+	m := vfs.NewMem()
+	l := openMem(t, m, Options{})
+	defer mustClose(t, l)
+	var syncs atomic.Int32
+	entered := make(chan int32, 2)
+	release := [2]chan struct{}{make(chan struct{}), make(chan struct{})}
+	var released [2]sync.Once
+	free := func(i int) { released[i].Do(func() { close(release[i]) }) }
+	defer free(1) // before Close, whose last round syncs
+	defer free(0)
+	m.SetOnOp(func(op vfs.Op, path string) error {
+		if op != vfs.OpSync || path != testDir+"/"+fileName {
+			return nil
+		}
+		n := syncs.Add(1)
+		if n <= 2 {
+			entered <- n
+			<-release[n-1]
+		}
+		return nil
+	})
+	defer m.SetOnOp(nil)
+	joined := make(chan bool, 1)
+	l.commit.onJoin = func(inflight bool) { joined <- inflight }
+
+	_, last, err := l.Write([][]byte{testPayload(1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := <-entered; n != 1 { // the first round syncs record 1
+		t.Fatalf("sync %d entered first", n)
+	}
+	done := make(chan error, 1)
+	go func() { done <- l.WaitDurable(last) }()
+	if !<-joined {
+		t.Fatal("the waiter for record 1 joined the next round")
+	}
+	l.commit.onJoin = nil
+	if _, _, err := l.Write([][]byte{testPayload(2)}); err != nil {
+		t.Fatal(err)
+	}
+	free(0)
+	if n := <-entered; n != 2 { // the next round, for record 2, is held
+		t.Fatalf("sync %d entered second", n)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("wait for record %d: %v", last, err)
+	}
+	free(1)
+	if err := l.WaitDurable(last + 1); err != nil {
+		t.Fatalf("wait for record %d: %v", last+1, err)
 	}
 }
