@@ -52,10 +52,15 @@
 //
 // # Torn tail or damage
 //
+// Zeros from the end of the records to the end of the file are the log's
+// end, not damage: Write lays up to preallocBytes of them ahead of its
+// records (so that an fdatasync after an append need not also write the
+// file's size), Close cuts them, and Open after a crash writes over them.
+//
 // A crash while writing can leave a torn last record: a short header, a
-// short payload, a zero-filled or garbage tail. A bad record is taken for
-// the torn tail only if no sound record (a header whose length fits and
-// whose checksum holds, with seq > 0) starts at any later byte offset.
+// short payload, a garbage tail. A bad record is taken for the torn tail
+// only if no sound record (a header whose length fits and whose checksum
+// holds, with seq > 0) starts at any later byte offset.
 // Open cuts the torn tail, fsyncs and reports it through Options.OnRepair;
 // Scan only reports it. Anything else (a bad checksum or length followed
 // by a sound record, a seq out of order) is a *CorruptionError with file,

@@ -93,7 +93,12 @@ func TestShortWriteLeavesNoPartialRecord(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		// The file holds the records, then the zeros laid ahead of them.
 		before := logBytes(t, m)
+		if !allZero(before[l.Size():]) {
+			t.Fatal("the bytes after the last record are not zeros")
+		}
+		before = before[:l.Size()]
 
 		m.Inject(vfs.Fault{Op: vfs.OpWrite, Path: fileName, Err: syscall.ENOSPC, Prefix: 7})
 		if failTruncate {
@@ -116,8 +121,9 @@ func TestShortWriteLeavesNoPartialRecord(t *testing.T) {
 		if !failTruncate && !bytes.Equal(after, before) {
 			t.Fatalf("partial record left: %d bytes, want %d", len(after), len(before))
 		}
-		if failTruncate && len(after) != len(before)+7 {
-			t.Fatalf("want the 7 partial bytes left when the cut fails, got %d", len(after)-len(before))
+		if failTruncate && (!bytes.Equal(after[:len(before)], before) ||
+			allZero(after[len(before):len(before)+7]) || !allZero(after[len(before)+7:])) {
+			t.Fatal("want the 7 partial bytes left when the cut fails, then the zeros")
 		}
 		_ = l.Close()
 		m.ClearFaults()
@@ -191,4 +197,13 @@ func TestFaultAtEveryTruncationOp(t *testing.T) {
 			return
 		}
 	}
+}
+
+func allZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
 }

@@ -146,3 +146,36 @@ func TestWaitJoinsRoundInFlight(t *testing.T) {
 		t.Fatalf("wait for record %d: %v", last+1, err)
 	}
 }
+
+// TestPreallocatedTail: the log file runs up to preallocBytes of zeros
+// ahead of its records; Close cuts them, and after a crash Open takes them
+// for the end of the log, with every record.
+func TestPreallocatedTail(t *testing.T) {
+	m := vfs.NewMem()
+	l := openMem(t, m, Options{})
+	last := appendN(t, l, 5)
+	b := logBytes(t, m)
+	if n := int64(len(b)); n <= l.Size() || n > l.Size()+preallocBytes || !allZero(b[l.Size():]) {
+		t.Fatalf("file of %d bytes, want %d records' bytes then up to %d zeros",
+			len(b), l.Size(), preallocBytes)
+	}
+
+	crashed := m.Crash()
+	l2, reps := openWithRepairs(t, crashed)
+	if len(reps) != 0 {
+		t.Fatalf("repairs after a crash %+v, want none: zeros are no damage", reps)
+	}
+	checkRecords(t, replayAll(t, l2, 1), 1, last)
+	mustClose(t, l2)
+
+	mustClose(t, l)
+	if b := logBytes(t, m); int64(len(b)) != l.Size() {
+		t.Fatalf("file of %d bytes after Close, want %d", len(b), l.Size())
+	}
+	l3, reps := openWithRepairs(t, m)
+	defer mustClose(t, l3)
+	if len(reps) != 0 {
+		t.Fatalf("repairs after a clean Close: %+v", reps)
+	}
+	checkRecords(t, replayAll(t, l3, 1), 1, last)
+}

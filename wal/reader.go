@@ -157,7 +157,10 @@ type scanResult struct {
 	// tornOff is the offset of a torn last record, or -1.
 	tornOff    int64
 	tornReason string
-	maxAlloc   int
+	// zeros counts the zero bytes from end to the end of the file: those
+	// the writer lays ahead of its records, which are no damage.
+	zeros    int64
+	maxAlloc int
 }
 
 // scanFile checks a whole log file and calls fn for every sound record. A
@@ -208,9 +211,18 @@ func scanFile(f io.ReaderAt, name string, size int64,
 	return res, nil
 }
 
-// classify decides whether the bad record at off is the torn tail (nothing
-// sound follows it) or damage, and records the first in res.
+// classify decides whether the bad record at off is the zeros laid ahead
+// of the records (every byte from off on is zero), the torn tail (nothing
+// sound follows it) or damage, and records the first two in res.
 func (r *reader) classify(res *scanResult, off int64, reason, kind string, limit int) error {
+	zero, err := r.zeroFrom(off)
+	if err != nil {
+		return err
+	}
+	if zero {
+		res.zeros = r.end - off
+		return nil
+	}
 	p, err := r.findSound(off+1, limit)
 	if err != nil {
 		return err
@@ -218,13 +230,6 @@ func (r *reader) classify(res *scanResult, off int64, reason, kind string, limit
 	if p >= 0 {
 		return &CorruptionError{File: r.name, Offset: off, Kind: kind,
 			Err: fmt.Errorf("%s; a sound record follows at offset %d", reason, p)}
-	}
-	zero, err := r.zeroFrom(off)
-	if err != nil {
-		return err
-	}
-	if zero {
-		reason = "zero-filled tail"
 	}
 	res.tornOff, res.tornReason = off, reason
 	return nil

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"testing"
 
@@ -86,10 +87,8 @@ func TestTornTails(t *testing.T) {
 		name, reason string
 		tail         []byte
 	}{
-		{"zero header", "zero-filled tail", make([]byte, recordHeaderSize)},
-		{"zero short", "zero-filled tail", make([]byte, 5)},
-		{"zero long", "zero-filled tail", make([]byte, 10000)},
 		{"garbage", "", garbage},
+		{"garbage then zeros", "", append(bytes.Clone(garbage[:40]), make([]byte, 5000)...)},
 		{"garbage byte", "short header", []byte{0xff}},
 	}
 	for _, tc := range cases {
@@ -106,6 +105,35 @@ func TestTornTails(t *testing.T) {
 			if !bytes.Equal(logBytes(t, m), b) {
 				t.Fatal("file not cut back to the sound records")
 			}
+		})
+	}
+}
+
+// TestZeroTails: zeros after the last record, as a running log lays them
+// ahead of its records, are the log's end and no damage. Open keeps them
+// and writes over them.
+func TestZeroTails(t *testing.T) {
+	b := soundLog(t, 4)
+	for _, n := range []int{1, 5, recordHeaderSize, 10000} {
+		t.Run(fmt.Sprint(n), func(t *testing.T) {
+			file := append(bytes.Clone(b), make([]byte, n)...)
+			info, err := Scan(memWithLog(t, file), testDir, nil)
+			if err != nil || info.TornOffset != -1 || info.Zeros != int64(n) || info.NextSeq != 5 {
+				t.Fatalf("scan: %+v, %v", info, err)
+			}
+			l, m, reps := openRepaired(t, file)
+			if len(reps) != 0 {
+				t.Fatalf("repairs %+v", reps)
+			}
+			if !bytes.Equal(logBytes(t, m), file) {
+				t.Fatal("Open changed the file")
+			}
+			appendN(t, l, 2)
+			checkRecords(t, replayAll(t, l, 1), 1, 6)
+			mustClose(t, l)
+			l = openMem(t, m, Options{})
+			defer mustClose(t, l)
+			checkRecords(t, replayAll(t, l, 1), 1, 6)
 		})
 	}
 }

@@ -277,6 +277,7 @@ func (t *truncation) swap() uint64 {
 	held := l.lockTimed()
 	defer l.unlockTimed(held)
 	l.w.f, l.w.off, l.w.header = t.tmp, l.w.dualOff, t.header
+	l.w.alloc = l.w.off
 	l.w.limit = min(l.opts.MaxRecordSize, int(t.header.maxRecord))
 	l.w.dual = nil
 	l.w.dirGen++
