@@ -30,53 +30,61 @@ func (s *State) getWS(id string) (*workspace, bool) { return s.ws.Get(id) }
 func (d *draft) getJob(id string) (*job, bool)      { return d.job(id) }
 func (d *draft) getWS(id string) (*workspace, bool) { return d.workspace(id) }
 
-// conflict checks that a well-formed e fits the state. It returns the job
-// the event names, when it exists, so apply need not look it up again.
-func conflict(s view, e *Event) (*job, error) {
+// found is what conflict looked up, for apply: the job the event names,
+// when it exists, and for a step event that fits, the step's index in the
+// job's steps and its last attempt's in the job's attempts (-1: none).
+type found struct {
+	j          *job
+	step, last int
+}
+
+// conflict checks that a well-formed e fits the state. It returns what it
+// looked up, so apply need not look it up again.
+func conflict(s view, e *Event) (found, error) {
 	switch e.Type {
 	case TypeJobSubmitted:
 		if _, ok := s.getJob(e.JobID); ok {
-			return nil, &ConflictError{JobID: e.JobID, Message: "already submitted"}
+			return found{}, &ConflictError{JobID: e.JobID, Message: "already submitted"}
 		}
-		return nil, nil
+		return found{}, nil
 	case TypeWorkspaceAllocated:
 		return allocConflict(s, e)
 	case TypeWorkspaceReleased:
 		w, ok := s.getWS(e.WorkspaceID)
 		if !ok {
-			return nil, &ConflictError{WorkspaceID: e.WorkspaceID, Message: "unknown workspace"}
+			return found{}, &ConflictError{WorkspaceID: e.WorkspaceID, Message: "unknown workspace"}
 		}
 		if w.isReleased {
-			return nil, &ConflictError{WorkspaceID: e.WorkspaceID, JobID: w.jobID,
+			return found{}, &ConflictError{WorkspaceID: e.WorkspaceID, JobID: w.jobID,
 				Message: "already released"}
 		}
-		return nil, nil
+		return found{}, nil
 	}
 	j, ok := s.getJob(e.JobID)
 	if !ok {
-		return nil, &ConflictError{JobID: e.JobID, Message: "unknown job"}
+		return found{}, &ConflictError{JobID: e.JobID, Message: "unknown job"}
 	}
 	switch e.Type {
 	case TypeJobPurged:
 		if !j.state.terminal() {
-			return nil, jobConflict(j, "cannot be purged: not finished")
+			return found{}, jobConflict(j, "cannot be purged: not finished")
 		}
-		return j, nil
+		return found{j: j}, nil
 	case TypeJobStarted:
 		if j.state != jsQueued {
-			return nil, jobConflict(j, "cannot start: not queued")
+			return found{}, jobConflict(j, "cannot start: not queued")
 		}
-		return j, nil
+		return found{j: j}, nil
 	case TypeJobFinished:
 		if j.state.terminal() {
-			return nil, jobConflict(j, "already finished")
+			return found{}, jobConflict(j, "already finished")
 		}
 		if j.state == jsQueued && e.Status == StatusSucceeded {
-			return nil, jobConflict(j, "cannot succeed: never started")
+			return found{}, jobConflict(j, "cannot succeed: never started")
 		}
-		return j, nil
+		return found{j: j}, nil
 	}
-	return j, stepConflict(j, e)
+	return stepConflict(j, e)
 }
 
 func jobConflict(j *job, msg string) error {
@@ -85,26 +93,28 @@ func jobConflict(j *job, msg string) error {
 }
 
 // stepConflict checks step.started and step.finished.
-func stepConflict(j *job, e *Event) error {
+func stepConflict(j *job, e *Event) (found, error) {
 	if j.state != jsRunning {
 		verb := "started"
 		if e.Type == TypeStepFinished {
 			verb = "finished"
 		}
-		return &ConflictError{JobID: j.id, Step: e.Step, Message: fmt.Sprintf(
+		return found{}, &ConflictError{JobID: j.id, Step: e.Step, Message: fmt.Sprintf(
 			"step %s while the job is %s", verb, jobStateNames[j.state])}
 	}
 	si := j.stepIndex(e.Step)
 	if si < 0 {
-		return &ConflictError{JobID: j.id, Step: e.Step, Message: "step not declared"}
+		return found{}, &ConflictError{JobID: j.id, Step: e.Step,
+			Message: "step not declared"}
 	}
 	li := j.lastAttempt(si)
 	var last attempt
 	if li >= 0 {
 		last = j.attempts[li]
 	}
-	c := func(format string, args ...any) error {
-		return &ConflictError{JobID: j.id, Step: e.Step, Message: fmt.Sprintf(format, args...)}
+	c := func(format string, args ...any) (found, error) {
+		return found{}, &ConflictError{JobID: j.id, Step: e.Step,
+			Message: fmt.Sprintf(format, args...)}
 	}
 	if e.Type == TypeStepStarted {
 		switch {
@@ -113,7 +123,7 @@ func stepConflict(j *job, e *Event) error {
 		case e.Attempt != int(last.num)+1:
 			return c("attempt %d is not the next one (want %d)", e.Attempt, last.num+1)
 		}
-		return nil
+		return found{j, si, li}, nil
 	}
 	switch {
 	case li < 0 || e.Attempt > int(last.num):
@@ -123,27 +133,30 @@ func stepConflict(j *job, e *Event) error {
 	case last.status != asRunning:
 		return c("attempt %d already finished (%s)", e.Attempt, statusCodes[last.status])
 	}
-	return nil
+	return found{j, si, li}, nil
 }
 
-func allocConflict(s view, e *Event) (*job, error) {
+func allocConflict(s view, e *Event) (found, error) {
 	if w, ok := s.getWS(e.WorkspaceID); ok && !w.isReleased {
-		return nil, &ConflictError{WorkspaceID: e.WorkspaceID, JobID: w.jobID,
+		return found{}, &ConflictError{WorkspaceID: e.WorkspaceID, JobID: w.jobID,
 			Message: "already allocated"}
+	}
+	c := func(msg string) (found, error) {
+		return found{}, &ConflictError{WorkspaceID: e.WorkspaceID, JobID: e.JobID,
+			Message: msg}
 	}
 	j, ok := s.getJob(e.JobID)
 	if !ok {
-		return nil, &ConflictError{WorkspaceID: e.WorkspaceID, JobID: e.JobID, Message: "unknown job"}
+		return c("unknown job")
 	}
 	if j.state.terminal() {
-		return nil, &ConflictError{WorkspaceID: e.WorkspaceID, JobID: e.JobID, Message: fmt.Sprintf(
-			"job is finished (%s)", jobStateNames[j.state])}
+		return c(fmt.Sprintf("job is finished (%s)", jobStateNames[j.state]))
 	}
 	if len(j.workspaces) >= MaxJobWorkspaces && !slices.Contains(j.workspaces, e.WorkspaceID) {
-		return nil, &ConflictError{WorkspaceID: e.WorkspaceID, JobID: e.JobID, Message: fmt.Sprintf(
-			"job already lists %d workspaces, the most it may", MaxJobWorkspaces)}
+		return c(fmt.Sprintf("job already lists %d workspaces, the most it may",
+			MaxJobWorkspaces))
 	}
-	return j, nil
+	return found{j: j}, nil
 }
 
 // Apply returns the state after the event at seq. It is pure: s is not
@@ -184,28 +197,43 @@ func (s *State) withSeq(seq uint64) *State {
 
 // apply applies an event that passed checkEvent and conflict against d.
 func (d *draft) apply(e *Event, seq uint64) {
+	var h uint64
+	if e.ID != "" {
+		h = hashID(e.ID)
+	}
+	d.applyFound(e, seq, found{}, h)
+}
+
+// applyFound is apply given what conflict found against d just before (f
+// zero: look it up again) and the hash of e.ID (when it has one).
+func (d *draft) applyFound(e *Event, seq uint64, f found, h uint64) {
 	d.seq = seq
 	t := e.Time.UnixNano()
 	switch e.Type {
 	case TypeJobSubmitted:
 		d.submit(e, t)
 	case TypeJobStarted:
-		j := d.touch(e.JobID, false, false)
+		j := d.touchFound(e.JobID, f.j, false)
 		j.worker, j.started, j.state = e.Worker, t, jsRunning
 	case TypeStepStarted:
-		j := d.touch(e.JobID, true, false)
+		j, si := d.touchFound(e.JobID, f.j, true), f.step
+		if f.j == nil {
+			si = j.stepIndex(e.Step)
+		}
 		j.attempts = append(j.attempts, attempt{
-			started: t, num: uint32(e.Attempt), step: uint16(j.stepIndex(e.Step)),
+			started: t, num: uint32(e.Attempt), step: uint16(si),
 		})
 	case TypeStepFinished:
-		j := d.touch(e.JobID, true, false)
-		i := j.lastAttempt(j.stepIndex(e.Step))
+		j, i := d.touchFound(e.JobID, f.j, true), f.last
+		if f.j == nil {
+			i = j.lastAttempt(j.stepIndex(e.Step))
+		}
 		a := j.attempts[i]
 		a.finished, a.exit = t, int32(e.ExitCode)
 		a.status = uint8(slices.Index(statusCodes, e.Status))
 		d.setAttempt(j, i, a)
 	case TypeJobFinished:
-		j := d.touch(e.JobID, false, false)
+		j := d.touchFound(e.JobID, f.j, false)
 		j.finished, j.reason = t, e.Reason
 		j.state, _ = parseJobState(e.Status)
 	case TypeWorkspaceAllocated:
@@ -219,8 +247,18 @@ func (d *draft) apply(e *Event, seq uint64) {
 		d.purge(e.JobID)
 	}
 	if e.ID != "" {
-		d.addID(e.ID, seq)
+		d.addIDHash(e.ID, h, seq)
 	}
+}
+
+// touchFound is touch for job id, which conflict found as j (nil: not
+// looked up). A build draft that keeps no undo records owns every job it
+// holds, slices included: j is already the one to change in place.
+func (d *draft) touchFound(id string, j *job, attempts bool) *job {
+	if j != nil && d.build && !d.record {
+		return j
+	}
+	return d.touch(id, attempts, false)
 }
 
 func (d *draft) submit(e *Event, t int64) {

@@ -215,8 +215,10 @@ func (d *draft) setWS(id string, w *workspace) {
 }
 
 // addID remembers an event id at seq; an id already held keeps its seq.
-func (d *draft) addID(id string, seq uint64) {
-	h := hashID(id)
+func (d *draft) addID(id string, seq uint64) { d.addIDHash(id, hashID(id), seq) }
+
+// addIDHash is addID for an id whose hash is h.
+func (d *draft) addIDHash(id string, h, seq uint64) {
 	var taken bool
 	if d.index == nil {
 		if _, held := d.ids.find(id); held {

@@ -268,10 +268,24 @@ func (w *idWindow) indexIDs() *idIndex {
 type idIndex struct {
 	byHash map[uint64]uint64
 	extra  map[string]uint64
+	room   int // ids byHash was made for
 }
 
 func newIDIndex(n int) *idIndex {
-	return &idIndex{byHash: make(map[uint64]uint64, n)}
+	return &idIndex{byHash: make(map[uint64]uint64, n), room: n}
+}
+
+// reserve makes byHash room for n ids, so it need not grow while they are
+// added one by one.
+func (x *idIndex) reserve(n int) {
+	if n <= x.room || n <= len(x.byHash) {
+		return
+	}
+	m := make(map[uint64]uint64, n)
+	for h, pos := range x.byHash {
+		m[h] = pos
+	}
+	x.byHash, x.room = m, n
 }
 
 // lookup returns id's position in w, if w holds it.

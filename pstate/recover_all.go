@@ -17,10 +17,12 @@ func (e *RecordError) Error() string { return e.Err.Error() }
 func (e *RecordError) Unwrap() error { return e.Err }
 
 // replayBatch is a run of records decoded by ReplayAll's reader: err[i] is
-// nil or why record seq[i] did not decode; skip marks one already held.
+// nil or why record seq[i] did not decode; skip marks one already held;
+// hash[i] is the hash of ev[i].ID, when it has one.
 type replayBatch struct {
 	seq  []uint64
 	ev   []Event
+	hash []uint64
 	err  []error
 	skip []bool
 }
@@ -71,10 +73,13 @@ func (r *Recovery) ReplayAll(each func(fn func(seq uint64, payload []byte) error
 		eachErr = each(func(seq uint64, payload []byte) error {
 			var e Event
 			var err error
+			var h uint64
 			if seq > held {
-				e, err = DecodeEvent(payload)
+				if e, err = DecodeEvent(payload); err == nil && e.ID != "" {
+					h = hashID(e.ID)
+				}
 			}
-			b.seq, b.ev = append(b.seq, seq), append(b.ev, e)
+			b.seq, b.ev, b.hash = append(b.seq, seq), append(b.ev, e), append(b.hash, h)
 			b.err, b.skip = append(b.err, err), append(b.skip, seq <= held)
 			if len(b.seq) == replayBatchLen && !send() {
 				return errReplayStopped
@@ -94,7 +99,8 @@ func (r *Recovery) ReplayAll(each func(fn func(seq uint64, payload []byte) error
 			}
 		}
 		clear(b.ev) // drop the events' references before reuse
-		b.seq, b.ev, b.err, b.skip = b.seq[:0], b.ev[:0], b.err[:0], b.skip[:0]
+		b.seq, b.ev, b.hash = b.seq[:0], b.ev[:0], b.hash[:0]
+		b.err, b.skip = b.err[:0], b.skip[:0]
 		select {
 		case free <- b:
 		default:
@@ -117,10 +123,11 @@ func (r *Recovery) applyBatch(b *replayBatch) error {
 			return &RecordError{Seq: seq, Err: fmt.Errorf("decode record %d: %w", seq, err)}
 		}
 		e := &b.ev[i]
-		if _, err := conflict(r.d, e); err != nil {
+		f, err := conflict(r.d, e)
+		if err != nil {
 			return &RecordError{Seq: seq, Err: fmt.Errorf("apply record %d: %w", seq, err)}
 		}
-		r.d.apply(e, seq)
+		r.d.applyFound(e, seq, f, b.hash[i])
 		r.applied()
 	}
 	return nil

@@ -55,6 +55,21 @@ func DecodeRecovery(r io.Reader, seq uint64) (*Recovery, error) {
 	return &Recovery{d: d, group: recoveryGroup}, nil
 }
 
+// Expect tells the recovery that about n records are to come, so that it
+// sizes its index of event ids once, for the ids it will hold after them
+// (at most the id window), instead of growing it while they are replayed.
+// It is optional and changes nothing but speed.
+func (r *Recovery) Expect(n uint64) {
+	if r.state != nil || r.d.index == nil {
+		return
+	}
+	want := uint64(r.d.ids.max)
+	if held := uint64(r.d.index.len()); n < want-min(held, want) {
+		want = held + n
+	}
+	r.d.index.reserve(int(want))
+}
+
 // Seq is the seq of the last record applied (or of the snapshot).
 func (r *Recovery) Seq() uint64 { return r.d.seq }
 

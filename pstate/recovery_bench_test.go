@@ -167,6 +167,7 @@ func benchRecover(b *testing.B, n, records int) {
 		}
 		b.StartTimer()
 		p.time(phAll, func() {
+			r.Expect(uint64(len(log)))
 			err := r.ReplayAll(func(fn func(uint64, []byte) error) error {
 				for i, rec := range log {
 					if err := fn(seq+uint64(i)+1, rec); err != nil {

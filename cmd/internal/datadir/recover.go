@@ -174,6 +174,11 @@ func replay(fsys vfs.FS, walDir string, log *wal.Log, r *pstate.Recovery, rec *R
 	start := time.Now()
 	last := start
 	var n, lastSeq uint64
+	// The log holds records from..next-1 to replay: the recovery sizes
+	// its index of event ids for them once.
+	if from, next := max(r.Seq()+1, log.FirstSeq()), log.NextSeq(); next > from {
+		r.Expect(next - from)
+	}
 	// ReplayAll decodes the records on a goroutine of its own (the one
 	// that runs log.Replay and this progress count) while it applies the
 	// ones before; n and lastSeq are read only after it returns.
