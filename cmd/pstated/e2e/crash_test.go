@@ -15,6 +15,8 @@ import (
 
 	"github.com/pstate/pstate/cmd/internal/datadir"
 	"github.com/pstate/pstate/internal/daemontest"
+	"github.com/pstate/pstate/wal"
+	"github.com/pstate/pstate/wal/vfs"
 )
 
 // answered is one event the daemon answered 200 before the crash.
@@ -157,6 +159,17 @@ func walFile(t *testing.T, dir string) string {
 	return names[0]
 }
 
+// recordsEnd returns the offset just past the last record of the log in
+// dir: a killed daemon leaves the zeros it laid ahead of them after it.
+func recordsEnd(t *testing.T, dir string) int64 {
+	t.Helper()
+	info, err := wal.Scan(vfs.OS, filepath.Join(dir, datadir.WALDir), nil)
+	if err != nil || info.TornOffset >= 0 {
+		t.Fatalf("scan log: %+v, %v", info, err)
+	}
+	return info.Size - info.Zeros
+}
+
 // crashWithRecords leaves a data dir whose log holds n records: the
 // daemon is killed, so no final checkpoint truncates it.
 func crashWithRecords(t *testing.T, n int) string {
@@ -177,7 +190,7 @@ func TestDamagedLogRefusesStart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b[len(b)/2] ^= 0xff
+	b[recordsEnd(t, dir)/2] ^= 0xff
 	if err := os.WriteFile(path, b, 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -202,13 +215,14 @@ func TestDamagedLogRefusesStart(t *testing.T) {
 func TestTornTailRepaired(t *testing.T) {
 	dir := crashWithRecords(t, 10)
 	path := walFile(t, dir)
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+	end := recordsEnd(t, dir)
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	fi, _ := f.Stat()
-	// A plausible record start that ends early.
-	if _, err := f.Write([]byte{0x2a, 0, 0, 0, 0, 0, 0, 0, 0x0b}); err != nil {
+	// A plausible record start that ends early, over the zeros after the
+	// records.
+	if _, err := f.WriteAt([]byte{0x2a, 0, 0, 0, 0, 0, 0, 0, 0x0b}, end); err != nil {
 		t.Fatal(err)
 	}
 	f.Close()
@@ -218,8 +232,8 @@ func TestTornTailRepaired(t *testing.T) {
 	if !ok {
 		t.Fatalf("no repair warning:\n%s", d.Log())
 	}
-	if m["file"] != path || m["offset"].(float64) != float64(fi.Size()) {
-		t.Fatalf("repair names %v at %v, want %s at %d", m["file"], m["offset"], path, fi.Size())
+	if m["file"] != path || m["offset"].(float64) != float64(end) {
+		t.Fatalf("repair names %v at %v, want %s at %d", m["file"], m["offset"], path, end)
 	}
 	a := d.get("/v1/status")
 	if st := a.json(t); st["seq"] != 10.0 {
