@@ -36,7 +36,7 @@ type daemon struct {
 	log    *zap.Logger
 	notify *sdnotify.Notifier
 
-	servers []*http.Server // the API and metrics servers, all started
+	servers []httpServer // the API and metrics servers, all started
 	serveWG sync.WaitGroup
 	serveCh chan error // the first Serve failure
 }
@@ -151,7 +151,7 @@ func (d *daemon) listen(srv *server.Server, reg *prometheus.Registry) error {
 			return err
 		}
 		tcp := l.Addr().Network() == "tcp"
-		d.serve(srv.HTTPServer(tcp), l, "api")
+		d.serve(srv.APIServer(tcp), l, "api")
 	}
 	if d.cfg.metricsListen == "" {
 		return nil
@@ -175,8 +175,15 @@ func (d *daemon) listen(srv *server.Server, reg *prometheus.Registry) error {
 	return nil
 }
 
+// httpServer is an *http.Server or a *server.APIServer.
+type httpServer interface {
+	Serve(net.Listener) error
+	Shutdown(context.Context) error
+	Close() error
+}
+
 // serve runs hs on l in the background.
-func (d *daemon) serve(hs *http.Server, l net.Listener, role string) {
+func (d *daemon) serve(hs httpServer, l net.Listener, role string) {
 	d.log.Info("listening", zap.String("role", role), zap.String("network", l.Addr().Network()),
 		zap.String("addr", l.Addr().String()))
 	d.servers = append(d.servers, hs)

@@ -56,7 +56,11 @@ func requireToken(token []byte, next http.Handler) http.Handler {
 
 // bearer returns the token of an "Authorization: Bearer T" header.
 func bearer(r *http.Request) (string, bool) {
-	h := r.Header.Get("Authorization")
+	return bearerToken(r.Header.Get("Authorization"))
+}
+
+// bearerToken returns the token of an Authorization header's value.
+func bearerToken(h string) (string, bool) {
 	scheme, tok, ok := strings.Cut(h, " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") {
 		return "", false

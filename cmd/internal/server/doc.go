@@ -12,7 +12,15 @@
 // Authentication: when a token is configured, the handler returned by
 // Handler(true) requires "Authorization: Bearer TOKEN" on every endpoint but
 // the probes. The daemon uses it for TCP listeners; a unix socket is
-// protected by its mode (0600) and gets Handler(false).
+// protected by its mode (0600) and gets Handler(false). The plain path
+// answers only a request with the right token; net/http answers the 401.
+//
+// Serving: the daemon serves each API listener with an APIServer. Its
+// connections answer POST /v1/events in the plain form every client sends
+// (a fixed request line, a short list of known headers, a Content-Length)
+// on a lean path of their own (fast.go), and hand the connection to
+// net/http, which serves everything else, at the first request of any
+// other form. Both paths share the handler's code for the answer.
 //
 // Read-only: once the log fails (a failed fsync, a full disk) it refuses
 // every later write; the server then answers writes and /readyz with 503 and

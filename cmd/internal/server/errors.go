@@ -35,7 +35,13 @@ type errorDetail struct {
 
 // writeError answers with an error body.
 func writeError(w http.ResponseWriter, status int, code, message string) {
-	writeJSON(w, status, errorBody{Error: errorDetail{Code: code, Message: message}})
+	writeBody(w, status, appendError(nil, code, message))
+}
+
+// appendError appends an error body and its newline to b.
+func appendError(b []byte, code, message string) []byte {
+	j, _ := json.Marshal(errorBody{Error: errorDetail{Code: code, Message: message}})
+	return append(append(b, j...), '\n')
 }
 
 // writeJSON answers with v as JSON.

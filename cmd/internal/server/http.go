@@ -254,24 +254,30 @@ func (s *Server) postEvents(w http.ResponseWriter, r *http.Request, rt *runtime)
 		writeError(w, http.StatusBadRequest, CodeBadRequest, "read body: "+err.Error())
 		return
 	}
+	// The body's buffer is done with once the events are decoded: the
+	// answer is written into it.
+	status, answer := s.submitEvents(r.Context(), rt, body, (*bp)[:0])
+	*bp = answer[:0]
+	writeBody(w, status, answer)
+}
+
+// submitEvents decodes and submits the events of a POST /v1/events body
+// and returns the answer's status and JSON, appended to out. out may share
+// body's storage: body is read to the end before out is written.
+func (s *Server) submitEvents(ctx context.Context, rt *runtime, body, out []byte) (int, []byte) {
 	events, err := pstate.DecodeEvents(body)
 	if err != nil {
 		if n := batchLen(body); n > pstate.MaxBatchEvents {
-			writeError(w, http.StatusRequestEntityTooLarge, CodeTooLarge,
+			return http.StatusRequestEntityTooLarge, appendError(out, CodeTooLarge,
 				fmt.Sprintf("%d events; a batch holds at most %d", n, pstate.MaxBatchEvents))
-			return
 		}
-		s.writeEngineError(w, err)
-		return
+		return s.engineError(out, err)
 	}
-	results, err := rt.engine.Submit(r.Context(), events)
+	results, err := rt.engine.Submit(ctx, events)
 	if err != nil {
-		s.writeEngineError(w, err)
-		return
+		return s.engineError(out, err)
 	}
-	// The body's buffer is done with: the answer is written into it.
-	*bp = appendEventsAnswer((*bp)[:0], results)
-	writeBody(w, http.StatusOK, *bp)
+	return http.StatusOK, appendEventsAnswer(out, results)
 }
 
 // readBody appends the request body to buf, refusing one larger than
@@ -336,25 +342,26 @@ func batchLen(body []byte) int {
 	return len(b.Events)
 }
 
-// writeEngineError maps the errors of decoding and Submit to answers.
-func (s *Server) writeEngineError(w http.ResponseWriter, err error) {
+// engineError maps the errors of decoding and Submit to an answer's
+// status and JSON, appended to out.
+func (s *Server) engineError(out []byte, err error) (int, []byte) {
 	var ie *pstate.InputError
 	var ce *pstate.ConflictError
 	switch {
 	case errors.As(err, &ie):
-		writeError(w, http.StatusBadRequest, CodeBadRequest, ie.Error())
+		return http.StatusBadRequest, appendError(out, CodeBadRequest, ie.Error())
 	case errors.As(err, &ce):
-		writeError(w, http.StatusConflict, CodeConflict, ce.Error())
+		return http.StatusConflict, appendError(out, CodeConflict, ce.Error())
 	case errors.Is(err, pstate.ErrReadOnly):
-		writeError(w, http.StatusServiceUnavailable, CodeReadOnly, err.Error())
+		return http.StatusServiceUnavailable, appendError(out, CodeReadOnly, err.Error())
 	case errors.Is(err, pstate.ErrClosed):
-		writeError(w, http.StatusServiceUnavailable, CodeStopping, err.Error())
+		return http.StatusServiceUnavailable, appendError(out, CodeStopping, err.Error())
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		// The client went away; the batch may still have been written.
-		writeError(w, http.StatusServiceUnavailable, CodeCanceled, err.Error())
+		return http.StatusServiceUnavailable, appendError(out, CodeCanceled, err.Error())
 	default:
 		s.log.Error("submit failed", zap.Error(err))
-		writeError(w, http.StatusInternalServerError, CodeInternal, err.Error())
+		return http.StatusInternalServerError, appendError(out, CodeInternal, err.Error())
 	}
 }
 
