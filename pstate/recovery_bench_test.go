@@ -245,3 +245,81 @@ func BenchmarkApplyGroup(b *testing.B) {
 		benchStates.Clear()
 	}
 }
+
+// BenchmarkReplayAllWindow measures Recovery.ReplayAll alone over the 1M
+// records of benchLog after a snapshot of n jobs whose id window holds ids
+// (0, or full as the daemon's snapshots are once it has logged a window's
+// worth of events: then every record's id evicts the oldest). Each round
+// decodes the snapshot untimed; the hint Expect is timed with the replay.
+func BenchmarkReplayAllWindow(b *testing.B) {
+	const records = 1_000_000
+	for _, n := range []int{100_000, 1_000_000} {
+		for _, ids := range []int{0, DefaultIDWindow} {
+			name := fmt.Sprintf("jobs=%d/ids=%d", n, ids)
+			b.Run(name, func(b *testing.B) {
+				if n > 100_000 && testing.Short() {
+					b.Skip("1M jobs: not under -short")
+				}
+				benchReplayAll(b, n, ids, records)
+			})
+		}
+	}
+}
+
+// withIDWindow returns s holding ids event ids in its window, the last at
+// seq s.Seq(), an id a seq, as a daemon that logged only events with ids.
+func withIDWindow(s *State, ids int) *State {
+	n := *s
+	n.seq = max(s.seq, uint64(ids))
+	for i := range ids {
+		id := fmt.Sprintf("ev-old-%d", i)
+		n.ids.push(id, hashID(id), n.seq-uint64(ids-1-i), nil)
+	}
+	return &n
+}
+
+func benchReplayAll(b *testing.B, n, ids, records int) {
+	var body bytes.Buffer
+	s := withIDWindow(benchState(n), ids)
+	if err := s.EncodeSnapshot(&body); err != nil {
+		b.Fatal(err)
+	}
+	seq := s.Seq()
+	s = nil
+	log := benchLog(n, records)
+	var cpu, wall time.Duration
+	b.ResetTimer()
+	for range b.N {
+		b.StopTimer()
+		r, err := DecodeRecovery(bytes.NewReader(body.Bytes()), seq)
+		if err != nil {
+			b.Fatal(err)
+		}
+		runtime.GC()
+		b.StartTimer()
+		cpu0, t0 := cpuTime(), time.Now()
+		r.Expect(uint64(len(log)))
+		err = r.ReplayAll(func(fn func(uint64, []byte) error) error {
+			for i, rec := range log {
+				if err := fn(seq+uint64(i)+1, rec); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		cpu += cpuTime() - cpu0
+		wall += time.Since(t0)
+		b.StopTimer()
+		if got := r.State(); got.Seq() != seq+uint64(records) ||
+			got.ids.len() != min(ids+records, DefaultIDWindow) {
+			b.Fatalf("seq %d, %d ids", got.Seq(), got.ids.len())
+		}
+		b.StartTimer()
+	}
+	recs := float64(records) * float64(b.N)
+	b.ReportMetric(recs/cpu.Seconds(), "all-records/cpu-s")
+	b.ReportMetric(recs/wall.Seconds(), "all-records/s")
+}
