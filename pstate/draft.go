@@ -253,7 +253,7 @@ func (d *draft) addIDHash(id string, h, seq uint64) {
 			d.idxUndo = append(d.idxUndo, indexUndo{id: old, h: oldH, pos: oldPos,
 				where: int8(where)})
 		}
-		_, taken = d.index.byHash[h] // the drop may have freed h
+		_, taken = d.index.byHash.get(h) // the drop may have freed h
 	}
 	extra := d.index.put(id, h, pos, taken)
 	if d.record {
@@ -301,13 +301,13 @@ func (d *draft) rollback(m mark) {
 		u := d.idxUndo[i]
 		switch {
 		case u.where == 1:
-			d.index.byHash[u.h] = u.pos
+			d.index.byHash.set(u.h, u.pos)
 		case u.where == 2:
 			d.index.extra[u.id] = u.pos
 		case u.extra:
 			delete(d.index.extra, u.id)
 		default:
-			delete(d.index.byHash, u.h)
+			d.index.byHash.del(u.h)
 		}
 	}
 	d.seq, d.ids = m.seq, m.ids

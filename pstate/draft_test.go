@@ -55,7 +55,7 @@ func TestPropertyDraftGroups(t *testing.T) {
 			}
 			cur = d.commit()
 			assertSameState(t, cur, model)
-			for h, pos := range d.index.byHash {
+			for h, pos := range d.index.byHash.all() {
 				if !cur.ids.holds(pos) {
 					t.Fatalf("index: hash %x at %d, outside the window", h, pos)
 				}

@@ -3,6 +3,7 @@ package pstate
 import (
 	"fmt"
 	"hash/maphash"
+	"iter"
 	"slices"
 	"sync/atomic"
 	"unsafe"
@@ -266,27 +267,19 @@ func (w *idWindow) indexIDs() *idIndex {
 // has goes in extra, keyed by the id itself. A hit is confirmed against the
 // window (lookup).
 type idIndex struct {
-	byHash map[uint64]uint64
+	byHash posTable
 	extra  map[string]uint64
-	room   int // ids byHash was made for
 }
 
 func newIDIndex(n int) *idIndex {
-	return &idIndex{byHash: make(map[uint64]uint64, n), room: n}
+	x := &idIndex{}
+	x.byHash.reserve(n)
+	return x
 }
 
-// reserve makes byHash room for n ids, so it need not grow while they are
+// reserve makes room for n ids, so the index need not grow while they are
 // added one by one.
-func (x *idIndex) reserve(n int) {
-	if n <= x.room || n <= len(x.byHash) {
-		return
-	}
-	m := make(map[uint64]uint64, n)
-	for h, pos := range x.byHash {
-		m[h] = pos
-	}
-	x.byHash, x.room = m, n
-}
+func (x *idIndex) reserve(n int) { x.byHash.reserve(n) }
 
 // lookup returns id's position in w, if w holds it.
 func (x *idIndex) lookup(w *idWindow, id string, h uint64) (uint64, bool) {
@@ -297,10 +290,13 @@ func (x *idIndex) lookup(w *idWindow, id string, h uint64) (uint64, bool) {
 // find is lookup that also reports whether h is taken in byHash (by id or
 // by another id), for add.
 func (x *idIndex) find(w *idWindow, id string, h uint64) (pos uint64, held, taken bool) {
-	if pos, taken = x.byHash[h]; taken && w.holds(pos) {
+	if pos, taken = x.byHash.get(h); taken && w.holds(pos) {
 		if got, _ := w.at(pos); got == id {
 			return pos, true, true
 		}
+	}
+	if len(x.extra) == 0 {
+		return 0, false, taken
 	}
 	if p, ok := x.extra[id]; ok && w.holds(p) {
 		return p, true, taken
@@ -311,14 +307,14 @@ func (x *idIndex) find(w *idWindow, id string, h uint64) (pos uint64, held, take
 // add records that id (hash h) is at pos. id must not be in x already.
 // It reports whether it went to extra.
 func (x *idIndex) add(id string, h, pos uint64) (inExtra bool) {
-	_, taken := x.byHash[h]
+	_, taken := x.byHash.get(h)
 	return x.put(id, h, pos, taken)
 }
 
 // put is add for a caller that knows whether h is taken (find).
 func (x *idIndex) put(id string, h, pos uint64, taken bool) (inExtra bool) {
 	if !taken {
-		x.byHash[h] = pos
+		x.byHash.set(h, pos)
 		return false
 	}
 	if x.extra == nil {
@@ -331,8 +327,8 @@ func (x *idIndex) put(id string, h, pos uint64, taken bool) (inExtra bool) {
 // drop forgets id (hash h) if it is recorded at pos, and reports where it
 // was: 0 nowhere, 1 by hash, 2 in extra.
 func (x *idIndex) drop(id string, h, pos uint64) int {
-	if p, ok := x.byHash[h]; ok && p == pos {
-		delete(x.byHash, h)
+	if p, ok := x.byHash.get(h); ok && p == pos {
+		x.byHash.del(h)
 		return 1
 	}
 	if p, ok := x.extra[id]; ok && p == pos {
@@ -343,4 +339,112 @@ func (x *idIndex) drop(id string, h, pos uint64) int {
 }
 
 // len returns how many ids x records.
-func (x *idIndex) len() int { return len(x.byHash) + len(x.extra) }
+func (x *idIndex) len() int { return x.byHash.n + len(x.extra) }
+
+// posTable is idIndex's table from a hash to a position: open addressing
+// over one pointer-free slice, probing linearly from the hash's low bits
+// (the hashes are uniform already, so they are not hashed again), at most
+// half full. A removal moves the later entries of its run back instead of
+// leaving a tombstone, so a miss stops at the first free slot however many
+// ids came and went (a window that is full drops an id for each it adds).
+type posTable struct {
+	slots []posSlot // len a power of two, or 0
+	n     int       // entries held
+}
+
+// posSlot is one entry of a posTable; pos1 is the position plus one, 0 in
+// a free slot.
+type posSlot struct{ h, pos1 uint64 }
+
+// reserve makes room for n entries, so that setting them does not grow t.
+func (t *posTable) reserve(n int) {
+	size := 8
+	for size < 2*n {
+		size *= 2
+	}
+	if size <= len(t.slots) {
+		return
+	}
+	old := t.slots
+	t.slots = make([]posSlot, size)
+	mask := uint64(size - 1)
+	for _, s := range old {
+		if s.pos1 != 0 {
+			i := s.h & mask
+			for t.slots[i].pos1 != 0 {
+				i = (i + 1) & mask
+			}
+			t.slots[i] = s
+		}
+	}
+}
+
+// get returns the position under h.
+func (t *posTable) get(h uint64) (uint64, bool) {
+	if len(t.slots) == 0 {
+		return 0, false
+	}
+	mask := uint64(len(t.slots) - 1)
+	for i := h & mask; ; i = (i + 1) & mask {
+		switch s := &t.slots[i]; {
+		case s.pos1 == 0:
+			return 0, false
+		case s.h == h:
+			return s.pos1 - 1, true
+		}
+	}
+}
+
+// set puts pos under h, replacing the position there, if any.
+func (t *posTable) set(h, pos uint64) {
+	if 2*(t.n+1) > len(t.slots) {
+		t.reserve(t.n + 1)
+	}
+	mask := uint64(len(t.slots) - 1)
+	for i := h & mask; ; i = (i + 1) & mask {
+		switch s := &t.slots[i]; {
+		case s.pos1 == 0:
+			*s = posSlot{h, pos + 1}
+			t.n++
+			return
+		case s.h == h:
+			s.pos1 = pos + 1
+			return
+		}
+	}
+}
+
+// del removes h, if t holds it.
+func (t *posTable) del(h uint64) {
+	if len(t.slots) == 0 {
+		return
+	}
+	mask := uint64(len(t.slots) - 1)
+	i := h & mask
+	for ; t.slots[i].h != h || t.slots[i].pos1 == 0; i = (i + 1) & mask {
+		if t.slots[i].pos1 == 0 {
+			return
+		}
+	}
+	// Free slot i: an entry later in the run whose home slot is not after
+	// i (cyclically, up to where it sits) moves into it, freeing its own.
+	for j := (i + 1) & mask; t.slots[j].pos1 != 0; j = (j + 1) & mask {
+		if home := t.slots[j].h & mask; (j-home)&mask >= (j-i)&mask {
+			t.slots[i] = t.slots[j]
+			i = j
+		}
+	}
+	t.slots[i] = posSlot{}
+	t.n--
+}
+
+// all yields each entry (hash, position), in no order.
+func (t *posTable) all() iter.Seq2[uint64, uint64] {
+	return func(yield func(h, pos uint64) bool) {
+		for _, s := range t.slots {
+			if s.pos1 != 0 && !yield(s.h, s.pos1-1) {
+				return
+			}
+		}
+	}
+}

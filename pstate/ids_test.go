@@ -213,3 +213,58 @@ func TestIDWindowReadersWhileLoopWrites(t *testing.T) {
 		wg.Wait()
 	}
 }
+
+// TestPropertyPosTable: a posTable answers as a Go map does through sets,
+// replacements and removals, with hashes drawn from a few values that share
+// their low bits (long runs, wrapping past the end of the slots), from any
+// room reserved first.
+func TestPropertyPosTable(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		var tab posTable
+		tab.reserve(rapid.IntRange(0, 40).Draw(t, "reserve"))
+		model := map[uint64]uint64{}
+		spread := rapid.SampledFrom([]uint64{1, 8, 1 << 32}).Draw(t, "spread")
+		hash := rapid.Custom(func(t *rapid.T) uint64 {
+			h := rapid.Uint64Range(0, 60).Draw(t, "h")*spread + 5
+			if rapid.Bool().Draw(t, "high") {
+				h = ^h // near the top: runs that wrap
+			}
+			return h
+		})
+		for range rapid.IntRange(0, 300).Draw(t, "ops") {
+			h := hash.Draw(t, "hash")
+			switch rapid.IntRange(0, 2).Draw(t, "op") {
+			case 0, 1:
+				pos := rapid.Uint64().Draw(t, "pos") >> 1
+				tab.set(h, pos)
+				model[h] = pos
+			default:
+				tab.del(h)
+				delete(model, h)
+			}
+			if tab.n != len(model) || 2*tab.n > len(tab.slots) {
+				t.Fatalf("%d entries in %d slots, want %d", tab.n, len(tab.slots), len(model))
+			}
+			for h, want := range model {
+				if got, ok := tab.get(h); !ok || got != want {
+					t.Fatalf("get(%x) = %d %v, want %d", h, got, ok, want)
+				}
+			}
+			if _, held := model[h]; !held {
+				if got, ok := tab.get(h); ok {
+					t.Fatalf("get(%x) = %d after its removal", h, got)
+				}
+			}
+			n := 0
+			for h, pos := range tab.all() {
+				if want, ok := model[h]; !ok || want != pos {
+					t.Fatalf("all: %x at %d, the model has %d %v", h, pos, want, ok)
+				}
+				n++
+			}
+			if n != len(model) {
+				t.Fatalf("all: %d entries, want %d", n, len(model))
+			}
+		}
+	})
+}
