@@ -55,6 +55,9 @@ func (r *reader) at(off int64, n int) ([]byte, error) {
 	return r.buf[:n], nil
 }
 
+// drop forgets the window, so that the next read goes to the file.
+func (r *reader) drop() { r.buf = r.buf[:0] }
+
 // record is one record as read from the file.
 type record struct {
 	seq     uint64
@@ -189,6 +192,14 @@ func scanFile(f io.ReaderAt, name string, size int64,
 
 	for off := int64(fileHeaderSize); off < size; {
 		rec, reason, kind, err := r.read(off, limit)
+		if err == nil && reason != "" {
+			// The window may have been read before a running log's
+			// writer put records over its zeros: decide on bytes read
+			// from off now, so that the classification does not mix
+			// zeros seen then with records seen later.
+			r.drop()
+			rec, reason, kind, err = r.read(off, limit)
+		}
 		if err != nil {
 			return res, err
 		}
