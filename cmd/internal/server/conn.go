@@ -3,6 +3,7 @@ package server
 import (
 	"net"
 	"sync"
+	"time"
 )
 
 // connQueue is a net.Listener whose connections are pushed to it: those
@@ -92,6 +93,24 @@ func (handoffAddr) String() string  { return "handoff" }
 type prefixConn struct {
 	net.Conn
 	pre []byte
+	// readBy, if set, bounds every read deadline: the body's deadline of
+	// a request the plain path began to read, so that net/http does not
+	// give it its ReadTimeout once more.
+	readBy time.Time
+}
+
+func (c *prefixConn) SetReadDeadline(t time.Time) error {
+	if !c.readBy.IsZero() && (t.IsZero() || t.After(c.readBy)) {
+		t = c.readBy
+	}
+	return c.Conn.SetReadDeadline(t)
+}
+
+func (c *prefixConn) SetDeadline(t time.Time) error {
+	if err := c.Conn.SetWriteDeadline(t); err != nil {
+		return err
+	}
+	return c.SetReadDeadline(t)
 }
 
 func (c *prefixConn) Read(p []byte) (int, error) {

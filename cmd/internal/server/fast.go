@@ -221,16 +221,23 @@ func (pc *plainConn) serve() {
 		if !ok {
 			return
 		}
-		if !h.plain || !a.authorized(h) || !pc.readBody(h) || !a.ready() {
+		ok = h.plain && a.authorized(h)
+		var readBy time.Time
+		if ok && !pc.readBody(h) {
+			// net/http answers a body whose time ran out, or whose
+			// connection failed, within the time that was left for it.
+			ok, readBy = false, pc.readBy
+		}
+		if !ok || !a.ready() {
 			if a.stopping() {
 				return
 			}
 			handed = true
 			a.handed.Add(1)
-			a.handoff.push(&prefixConn{Conn: pc.c, pre: pc.buf})
+			a.handoff.push(&prefixConn{Conn: pc.c, pre: pc.buf, readBy: readBy})
 			return
 		}
-		if !pc.answer(h) || h.close || a.stopping() {
+		if !pc.answer(h) || a.stopping() {
 			return
 		}
 		pc.buf = pc.buf[:copy(pc.buf, pc.buf[h.headLen+h.bodyLen:])]
@@ -300,8 +307,10 @@ func (pc *plainConn) setReadBy(t time.Time) {
 	_ = pc.c.SetReadDeadline(t)
 }
 
-// answer submits h's events and writes the answer; false when the write
-// failed.
+// answer submits h's events and writes the answer. It reports whether the
+// connection serves another request: not when the write failed, the request
+// asked to close, or Shutdown began meanwhile (the answer then says
+// Connection: close, as net/http's answers do once it shuts down).
 func (pc *plainConn) answer(h plainHead) bool {
 	a, s := pc.a, pc.a.s
 	start := time.Now()
@@ -309,7 +318,8 @@ func (pc *plainConn) answer(h plainHead) bool {
 	body := pc.buf[h.headLen : h.headLen+h.bodyLen]
 	bp := bodyPool.Get().(*[]byte)
 	status, answer := s.submitEvents(a.ctx, rt, body, (*bp)[:0])
-	out := appendAnswerHead(pc.out[:0], status, len(answer), h.close)
+	last := h.close || a.stopping()
+	out := appendAnswerHead(pc.out[:0], status, len(answer), last)
 	out = append(out, answer...)
 	if cap(answer) <= maxPooledBody {
 		*bp = answer[:0]
@@ -329,7 +339,7 @@ func (pc *plainConn) answer(h plainHead) bool {
 			zap.Int(keyStatus, status), zap.Duration(keyDuration, time.Since(start)),
 			zap.String(keyRemote, pc.c.RemoteAddr().String()))
 	}
-	return err == nil
+	return err == nil && !last
 }
 
 // authorized reports whether h may be answered here: no token is needed,
