@@ -229,22 +229,42 @@ func (pc *plainConn) serve() {
 			ok, readBy = false, pc.readBy
 		}
 		if !ok || !a.ready() {
-			if a.stopping() {
-				return
-			}
-			handed = true
-			a.handed.Add(1)
-			a.handoff.push(&prefixConn{Conn: pc.c, pre: pc.buf, readBy: readBy})
+			handed = a.handOver(pc, readBy)
 			return
 		}
 		if !pc.answer(h) || a.stopping() {
 			return
 		}
 		pc.buf = pc.buf[:copy(pc.buf, pc.buf[h.headLen+h.bodyLen:])]
-		if cap(pc.buf) > maxPooledBody {
+		if cap(pc.buf) > maxIdleBuf && len(pc.buf) <= 4<<10 {
+			// An idle connection keeps a small buffer, as net/http's do.
 			pc.buf = append(make([]byte, 0, 4<<10), pc.buf...)
 		}
 	}
+}
+
+// maxIdleBuf is the largest read buffer a connection keeps between
+// requests (a batch of 100 events takes about 20 KiB); maxIdleOut that of
+// its answer buffer.
+const (
+	maxIdleBuf = 64 << 10
+	maxIdleOut = 16 << 10
+)
+
+// handOver gives pc's connection, with the bytes read of its request, to
+// net/http, unless Shutdown began. It reports whether it did. Under a.mu,
+// so that stop never sets its deadline on a connection net/http serves.
+func (a *APIServer) handOver(pc *plainConn, readBy time.Time) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.closing {
+		return false
+	}
+	delete(a.conns, pc)
+	a.idle.Broadcast()
+	a.handed.Add(1)
+	a.handoff.push(&prefixConn{Conn: pc.c, pre: pc.buf, readBy: readBy})
+	return true
 }
 
 // readHead reads until buf holds a whole request head, or bytes that no
@@ -325,7 +345,7 @@ func (pc *plainConn) answer(h plainHead) bool {
 		*bp = answer[:0]
 		bodyPool.Put(bp)
 	}
-	if cap(out) <= 64<<10 {
+	if cap(out) <= maxIdleOut {
 		pc.out = out
 	}
 	if time.Until(pc.writeBy) < plainWriteAhead/2 {
