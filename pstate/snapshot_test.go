@@ -340,3 +340,26 @@ func longHistories(t tb) *State {
 	s, _ := run(t, NewState(), events...)
 	return s
 }
+
+// BenchmarkEncodeSnapshot: the snapshot body of 100k jobs with 20-attempt
+// histories, to io.Discard (no compression): the encoding's own CPU.
+func BenchmarkEncodeSnapshot(b *testing.B) {
+	s := benchState(100_000)
+	var n countWriter
+	for b.Loop() {
+		n = 0
+		if err := s.EncodeSnapshot(&n); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/100_000, "ns/job")
+	b.ReportMetric(float64(n)*float64(b.N)/1e6/b.Elapsed().Seconds(), "MB/s")
+}
+
+// countWriter counts the bytes written to it.
+type countWriter int64
+
+func (c *countWriter) Write(p []byte) (int, error) {
+	*c += countWriter(len(p))
+	return len(p), nil
+}
