@@ -395,14 +395,6 @@ func (t *posTable) get(h uint64) (uint64, bool) {
 	}
 }
 
-// peek reads the slot where a probe for h begins (to have it in the cache).
-func (t *posTable) peek(h uint64) uint64 {
-	if len(t.slots) == 0 {
-		return 0
-	}
-	return t.slots[h&uint64(len(t.slots)-1)].pos1
-}
-
 // set puts pos under h, replacing the position there, if any.
 func (t *posTable) set(h, pos uint64) {
 	if 2*(t.n+1) > len(t.slots) {

@@ -115,7 +115,6 @@ func (r *Recovery) ReplayAll(each func(fn func(seq uint64, payload []byte) error
 
 // applyBatch applies b's records in order up to the first that fails.
 func (r *Recovery) applyBatch(b *replayBatch) error {
-	r.warm(b)
 	for i, seq := range b.seq {
 		if b.skip[i] || seq <= r.d.seq {
 			continue
@@ -132,42 +131,4 @@ func (r *Recovery) applyBatch(b *replayBatch) error {
 		r.applied()
 	}
 	return nil
-}
-
-// warm reads, before b is applied, the memory its records will touch at
-// random: their jobs, and the id index slots of their ids and of the ids
-// they evict from the window. Loads that do not depend on each other wait
-// for memory together, where applying the records one by one would wait
-// for each in turn; applying then finds them in the cache. It changes
-// nothing.
-func (r *Recovery) warm(b *replayBatch) {
-	d := r.d
-	var sink uint64
-	ids := 0
-	for i := range b.ev {
-		if b.skip[i] || b.err[i] != nil {
-			continue
-		}
-		if e := &b.ev[i]; e.ID != "" {
-			ids++
-			if d.index != nil {
-				sink += d.index.byHash.peek(b.hash[i])
-			}
-		}
-	}
-	if over := d.ids.len() + ids - d.ids.max; d.index != nil && over > 0 {
-		end := min(d.ids.start+uint64(over), d.ids.end)
-		for pos := d.ids.start; pos < end; pos++ {
-			sink += d.index.byHash.peek(d.ids.hashAt(pos))
-		}
-	}
-	for i := range b.ev {
-		// Only a build draft holds every job in d.jobs.
-		if e := &b.ev[i]; d.build && e.JobID != "" && !b.skip[i] {
-			if je, ok := d.jobs[e.JobID]; ok && je.cur != nil {
-				sink += uint64(len(je.cur.attempts))
-			}
-		}
-	}
-	r.sink += sink
 }

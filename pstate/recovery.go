@@ -24,7 +24,6 @@ type Recovery struct {
 	n     int // records in the current draft (group mode)
 	group int // records per draft in group mode; recoveryGroup
 	state *State
-	sink  uint64 // what warm read, kept so that the reads are not dropped
 }
 
 // NewRecovery starts a recovery from s (nil: NewState()).
