@@ -75,7 +75,8 @@
 // its own. (As Go strings in string-keyed maps, a full window was a million
 // heap objects and each collection spent about 260 ms of CPU marking
 // them; now about 8 ms.) The engine's loop and a Recovery answer "is this
-// id held?" from such an index, hash -> position, that only they touch;
+// id held?" from such an index, hash -> position (a table of its own,
+// probed linearly, that leaves no tombstones), that only they touch;
 // State.Applied, for anyone else, looks through the map each full chunk
 // gets when its last slot is written, and scans the open chunk. An event
 // whose id is
@@ -217,6 +218,12 @@
 //     final build 3.6-4.3 cpu-s, 1.8-3.7 s; the whole recovery 5.8-9.2 s.
 //     Before slabs, read-ahead and ReplayAll: 72-83 MB/cpu-s, 259-362k
 //     records/cpu-s, 15-29 s in all; before drafts, 34-41k records/cpu-s.
+//   - BenchmarkReplayAllWindow, ReplayAll alone after 1M jobs with no
+//     collection running: mostly 1.17-1.28M records/s (0.50M at the
+//     busiest) over a snapshot holding no ids, 0.83-1.02M (0.63M) over one
+//     holding a full id window (each record evicts an id); 0.46-0.85M and
+//     0.40-0.72M before apply took what the conflict check found and the
+//     id index became a table of its own.
 //   - BenchmarkIDWindowGC, a full window of 1M ids: 8 ms of collection
 //     (260 ms as strings in string-keyed maps), 15k heap objects (1.06M).
 //   - BenchmarkMemoryPerJob: the state takes 1.5x the heap of the same jobs
