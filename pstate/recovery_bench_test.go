@@ -43,7 +43,12 @@ func benchLog(n, records int) [][]byte {
 //   - replay: the 1M records through Recovery.Replay;
 //   - build: Recovery.State, the immutable maps built once;
 //   - all: the 1M records through Recovery.ReplayAll (decoded on a second
-//     goroutine), over a second load of the snapshot.
+//     goroutine), right after a second, untimed load of the snapshot file,
+//     as the daemon starts.
+//
+// Only the decode phase holds the decompressed body in memory: the daemon
+// never does, and 742 MB more on the heap would move the collector's
+// cycles (their goal is twice the live heap) into the phases after it.
 //
 // Snapshot rates are MB of decoded body, per CPU second (all goroutines,
 // the collector included: the machine is shared, so CPU time is the steadier
@@ -98,11 +103,15 @@ func benchRecover(b *testing.B, n, records int) {
 		b.Fatal(err)
 	}
 	s = nil
+	bodyLen := body.Len()
 	log := benchLog(n, records)
 	var p recoverPhases
 	b.ResetTimer()
 	for range b.N {
 		b.StopTimer()
+		if body.Len() == 0 {
+			body = unzstdBody(b, file.Bytes())
+		}
 		runtime.GC()
 		b.StartTimer()
 		p.time(phUnzstd, func() {
@@ -132,6 +141,10 @@ func benchRecover(b *testing.B, n, records int) {
 		p.live += ms1.HeapAlloc - ms0.HeapAlloc
 		runtime.KeepAlive(dec)
 		dec = nil
+		// The daemon holds no decompressed body: only the decode phase
+		// keeps one, so that the collector's work in the phases after it
+		// is what a recovery's is.
+		body = bytes.Buffer{}
 		runtime.GC()
 		b.StartTimer()
 		var r *Recovery
@@ -161,7 +174,14 @@ func benchRecover(b *testing.B, n, records int) {
 		b.StopTimer()
 		r = nil
 		runtime.GC()
-		r, err := DecodeRecovery(bytes.NewReader(body.Bytes()), seq)
+		// As the daemon starts: the snapshot file loaded, then the log
+		// replayed at once (a collection the loading began may run on).
+		err := checkpoint.Decode(bytes.NewReader(file.Bytes()),
+			func(m checkpoint.Meta, body io.Reader) error {
+				var err error
+				r, err = DecodeRecovery(body, m.Seq)
+				return err
+			})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -181,7 +201,7 @@ func benchRecover(b *testing.B, n, records int) {
 			}
 		})
 	}
-	mb := float64(body.Len()) * float64(b.N) / 1e6
+	mb := float64(bodyLen) * float64(b.N) / 1e6
 	recs := float64(records) * float64(b.N)
 	for i, name := range []string{"unzstd", "decode", "load"} {
 		b.ReportMetric(mb/p.cpu[i].Seconds(), name+"-MB/cpu-s")
@@ -197,7 +217,20 @@ func benchRecover(b *testing.B, n, records int) {
 	b.ReportMetric(total.Seconds()/float64(b.N), "total-s")
 	b.ReportMetric(float64(p.mallocs)/float64(n)/float64(b.N), "allocs/job")
 	b.ReportMetric(float64(p.live)/float64(n)/float64(b.N), "draft-bytes/job")
-	b.ReportMetric(float64(body.Len())/1e6, "body-MB")
+	b.ReportMetric(float64(bodyLen)/1e6, "body-MB")
+}
+
+// unzstdBody returns the body of a snapshot file held in memory.
+func unzstdBody(b *testing.B, file []byte) bytes.Buffer {
+	var body bytes.Buffer
+	err := checkpoint.Decode(bytes.NewReader(file), func(_ checkpoint.Meta, r io.Reader) error {
+		_, err := io.Copy(&body, r)
+		return err
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return body
 }
 
 // BenchmarkApplyGroup applies step events as the loop does: groups of 4096
