@@ -98,9 +98,10 @@ func (a *APIServer) Serve(l net.Listener) error {
 			if closing {
 				return http.ErrServerClosed
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				// Out of descriptors and the like: back off as net/http does.
+			var te interface{ Temporary() bool }
+			if errors.As(err, &te) && te.Temporary() {
+				// Out of descriptors (EMFILE) and the like: back off and
+				// retry, as net/http does.
 				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
 				time.Sleep(delay)
 				continue

@@ -9,8 +9,10 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -251,4 +253,67 @@ func FuzzParsePlainHead(f *testing.F) {
 			t.Fatalf("body %q, plain %q", body, want)
 		}
 	})
+}
+
+// flakyListener fails its first Accept with EMFILE, as a process out of
+// descriptors sees.
+type flakyListener struct {
+	net.Listener
+	failed bool
+}
+
+func (l *flakyListener) Accept() (net.Conn, error) {
+	if !l.failed {
+		l.failed = true
+		return nil, &net.OpError{Op: "accept", Net: "tcp",
+			Err: os.NewSyscallError("accept", syscall.EMFILE)}
+	}
+	return l.Listener.Accept()
+}
+
+// TestServeOutlivesEMFILE: running out of descriptors for a moment does
+// not end the serving.
+func TestServeOutlivesEMFILE(t *testing.T) {
+	s := New(Config{DataDir: "/data", FS: vfs.NewMem(), Registerer: prometheus.NewRegistry()})
+	if err := s.Open(); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close(context.Background())
+	api := s.APIServer(false)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- api.Serve(&flakyListener{Listener: l}) }()
+	c, err := net.Dial("tcp", l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := io.WriteString(c, post(submitJob("a"))); err != nil {
+		t.Fatal(err)
+	}
+	answered := make(chan error, 1)
+	go func() {
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err == nil && resp.StatusCode != 200 {
+			err = fmt.Errorf("status %d", resp.StatusCode)
+		}
+		answered <- err
+	}()
+	select {
+	case err := <-answered:
+		if err != nil {
+			t.Fatalf("answer after EMFILE: %v", err)
+		}
+	case err := <-served:
+		t.Fatalf("serving ended at EMFILE: %v", err)
+	}
+	if err := api.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-served; err != http.ErrServerClosed {
+		t.Fatalf("serve: %v", err)
+	}
 }
