@@ -187,16 +187,7 @@ func benchRecover(b *testing.B, n, records int) {
 		}
 		b.StartTimer()
 		p.time(phAll, func() {
-			r.Expect(uint64(len(log)))
-			err := r.ReplayAll(func(fn func(uint64, []byte) error) error {
-				for i, rec := range log {
-					if err := fn(seq+uint64(i)+1, rec); err != nil {
-						return err
-					}
-				}
-				return nil
-			})
-			if err != nil {
+			if err := replayBenchLog(r, seq, log); err != nil {
 				b.Fatal(err)
 			}
 		})
@@ -218,6 +209,20 @@ func benchRecover(b *testing.B, n, records int) {
 	b.ReportMetric(float64(p.mallocs)/float64(n)/float64(b.N), "allocs/job")
 	b.ReportMetric(float64(p.live)/float64(n)/float64(b.N), "draft-bytes/job")
 	b.ReportMetric(float64(bodyLen)/1e6, "body-MB")
+}
+
+// replayBenchLog replays log, the records after seq, through ReplayAll with
+// its Expect hint, as the daemon starts.
+func replayBenchLog(r *Recovery, seq uint64, log [][]byte) error {
+	r.Expect(uint64(len(log)))
+	return r.ReplayAll(func(fn func(uint64, []byte) error) error {
+		for i, rec := range log {
+			if err := fn(seq+uint64(i)+1, rec); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }
 
 // unzstdBody returns the body of a snapshot file held in memory.
@@ -331,16 +336,7 @@ func benchReplayAll(b *testing.B, n, ids, records int) {
 		runtime.GC()
 		b.StartTimer()
 		cpu0, t0 := cpuTime(), time.Now()
-		r.Expect(uint64(len(log)))
-		err = r.ReplayAll(func(fn func(uint64, []byte) error) error {
-			for i, rec := range log {
-				if err := fn(seq+uint64(i)+1, rec); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
-		if err != nil {
+		if err := replayBenchLog(r, seq, log); err != nil {
 			b.Fatal(err)
 		}
 		cpu += cpuTime() - cpu0

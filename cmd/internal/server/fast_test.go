@@ -173,21 +173,30 @@ func TestPlainPathAnswersAsNetHTTP(t *testing.T) {
 	}
 }
 
-// TestShutdownClosesIdleConns: Shutdown ends connections that wait for a
-// request at once, without waiting for their idle timeout.
-func TestShutdownClosesIdleConns(t *testing.T) {
+// startAPI opens a Server without a token and serves it with an
+// APIServer on wrap(a loopback listener); served gets Serve's error.
+func startAPI(t *testing.T, wrap func(net.Listener) net.Listener) (
+	api *APIServer, l net.Listener, served chan error) {
+	t.Helper()
 	s := New(Config{DataDir: "/data", FS: vfs.NewMem(), Registerer: prometheus.NewRegistry()})
 	if err := s.Open(); err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close(context.Background())
-	api := s.APIServer(false)
+	t.Cleanup(func() { _ = s.Close(context.Background()) })
+	api = s.APIServer(false)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	served := make(chan error, 1)
-	go func() { served <- api.Serve(l) }()
+	served = make(chan error, 1)
+	go func() { served <- api.Serve(wrap(l)) }()
+	return api, l, served
+}
+
+// TestShutdownClosesIdleConns: Shutdown ends connections that wait for a
+// request at once, without waiting for their idle timeout.
+func TestShutdownClosesIdleConns(t *testing.T) {
+	api, l, served := startAPI(t, func(l net.Listener) net.Listener { return l })
 	c, err := net.Dial("tcp", l.Addr().String())
 	if err != nil {
 		t.Fatal(err)
@@ -274,18 +283,9 @@ func (l *flakyListener) Accept() (net.Conn, error) {
 // TestServeOutlivesEMFILE: running out of descriptors for a moment does
 // not end the serving.
 func TestServeOutlivesEMFILE(t *testing.T) {
-	s := New(Config{DataDir: "/data", FS: vfs.NewMem(), Registerer: prometheus.NewRegistry()})
-	if err := s.Open(); err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close(context.Background())
-	api := s.APIServer(false)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- api.Serve(&flakyListener{Listener: l}) }()
+	api, l, served := startAPI(t, func(l net.Listener) net.Listener {
+		return &flakyListener{Listener: l}
+	})
 	c, err := net.Dial("tcp", l.Addr().String())
 	if err != nil {
 		t.Fatal(err)
