@@ -213,8 +213,11 @@
 //     KB and 10-11 allocations an event. Apply alone (a draft of one) stays
 //     at that level: its floor is one persistent Set.
 //   - BenchmarkRecover, 1M jobs and 1M records after them (742 MB of
-//     body): load (decompress and decode) 196-264 MB/cpu-s, 205-386 MB/s;
-//     ReplayAll 0.45-0.98M records/s, Replay 420-600k records/cpu-s; the
+//     body): load (decompress and decode) 251-264 MB/cpu-s, 300-332 MB/s
+//     on a quiet machine; ReplayAll right after a load of the snapshot
+//     file, the collection it began still running, 1.19-1.36M records/s
+//     (0.75-0.82M while the benchmark also held the decompressed body, a
+//     heap the daemon never has); Replay 413-600k records/cpu-s; the
 //     final build 3.6-4.3 cpu-s, 1.8-3.7 s; the whole recovery 5.8-9.2 s.
 //     Before slabs, read-ahead and ReplayAll: 72-83 MB/cpu-s, 259-362k
 //     records/cpu-s, 15-29 s in all; before drafts, 34-41k records/cpu-s.
