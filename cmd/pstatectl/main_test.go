@@ -105,9 +105,18 @@ func TestUsageErrorsExit2(t *testing.T) {
 }
 
 func TestHelpExits0(t *testing.T) {
-	code, _, stderr := runCLI(t, "", "jobs", "-h")
-	if code != 0 || !strings.Contains(stderr, "-state") {
-		t.Fatalf("exit %d, stderr %q", code, stderr)
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"jobs", "-h"}, "-state"},
+		{[]string{"wal", "-h"}, "wal dump -h"},
+		{[]string{"wal", "dump", "-h"}, "-from"},
+	} {
+		code, _, stderr := runCLI(t, "", tc.args...)
+		if code != 0 || !strings.Contains(stderr, tc.want) {
+			t.Errorf("%q: exit %d, stderr %q", tc.args, code, stderr)
+		}
 	}
 }
 

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"path/filepath"
 	"strconv"
@@ -15,7 +16,12 @@ import (
 
 func runWAL(e *env, args []string) error {
 	if len(args) == 0 || args[0] != "dump" {
-		fs := newFlagSet(e, "wal", "dump --data-dir DIR", "Offline tools for the log.")
+		fs := newFlagSet(e, "wal", "dump --data-dir DIR [--from SEQ]",
+			"Offline tools for the log; 'wal dump -h' for its flags.")
+		if len(args) == 1 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help") {
+			fs.Usage()
+			return flag.ErrHelp
+		}
 		if len(args) == 0 {
 			return usagef(fs, "want a subcommand: dump")
 		}
