@@ -228,7 +228,8 @@ func (c *Checkpointer) Trigger() {
 	}
 }
 
-// Last returns the last successful checkpoint, if any.
+// Last returns the last successful checkpoint that wrote its snapshot (or
+// the first that kept it), if any.
 func (c *Checkpointer) Last() (Result, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -328,7 +329,11 @@ func (c *Checkpointer) run() error {
 		}
 	} else {
 		c.mu.Lock()
-		c.mu.last, c.mu.hasLast = res, true
+		// Last stays the checkpoint that wrote the file a skipped one
+		// kept, with its time, size and duration.
+		if !res.Skipped || !c.mu.hasLast || c.mu.last.Seq != res.Seq {
+			c.mu.last, c.mu.hasLast = res, true
+		}
 		c.mu.Unlock()
 		if c.cfg.OnDone != nil {
 			c.cfg.OnDone(res)

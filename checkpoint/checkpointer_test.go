@@ -134,6 +134,10 @@ func TestCheckpointSkipsUnchangedState(t *testing.T) {
 	if got := h.log.calls(); !reflect.DeepEqual(got, []uint64{6}) {
 		t.Fatalf("TruncateBefore calls %v", got)
 	}
+	// Last stays the checkpoint that wrote the file, with its duration.
+	if last, ok := h.c.Last(); !ok || last != first {
+		t.Fatalf("last %+v, want the first %+v", last, first)
+	}
 }
 
 // holdLoop runs n iterations of an event loop stand-in (publish a new

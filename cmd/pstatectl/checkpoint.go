@@ -29,6 +29,11 @@ func runCheckpoint(e *env, args []string) error {
 	if err := decodeJSON(body, "checkpoint", &cp); err != nil {
 		return err
 	}
+	if cp.Skipped {
+		_, err = fmt.Fprintf(e.stdout, "checkpoint at seq %d: nothing new since the last "+
+			"one; its snapshot (%d bytes, %s) kept\n", cp.Seq, cp.Bytes, fmtBytes(cp.Bytes))
+		return err
+	}
 	_, err = fmt.Fprintf(e.stdout, "checkpoint at seq %d: %d bytes (%s) in %.1f ms\n",
 		cp.Seq, cp.Bytes, fmtBytes(cp.Bytes), cp.DurationMS)
 	return err

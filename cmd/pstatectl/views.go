@@ -24,6 +24,7 @@ type checkpointView struct {
 	Time       string  `json:"time"`
 	Bytes      int64   `json:"bytes"`
 	DurationMS float64 `json:"duration_ms"`
+	Skipped    bool    `json:"skipped"` // POST /v1/checkpoint: nothing new, file kept
 }
 
 // jobView is one job.

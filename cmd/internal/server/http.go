@@ -448,6 +448,7 @@ func (s *Server) postCheckpoint(w http.ResponseWriter, r *http.Request, rt *runt
 	}
 	writeJSON(w, http.StatusOK, map[string]any{
 		"seq": res.Seq, "bytes": res.Bytes, "duration_ms": ms(res.Duration),
+		"skipped": res.Skipped,
 	})
 }
 
