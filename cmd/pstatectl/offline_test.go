@@ -215,6 +215,13 @@ func TestWALDump(t *testing.T) {
 	if code != 0 || strings.Count(out, "\n") != 2 {
 		t.Fatalf("--from: %q", out)
 	}
+
+	// An empty log, as a clean stop leaves it, says so.
+	dir, _ = logDir(t, 0)
+	code, out, stderr = runCLI(t, "", "wal", "dump", "--data-dir", dir)
+	if code != 0 || out != "" || !strings.Contains(stderr, "holds no records") {
+		t.Fatalf("empty log: exit %d, out %q, stderr %q", code, out, stderr)
+	}
 }
 
 func TestVerifyFindsDamage(t *testing.T) {

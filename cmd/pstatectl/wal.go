@@ -81,6 +81,10 @@ func runWALDump(e *env, args []string) error {
 		// A *wal.CorruptionError names the file, offset and kind.
 		return fmt.Errorf("dump log: %w", err)
 	}
+	if info.Records == 0 {
+		fmt.Fprintf(e.stderr, "note: %s holds no records: every event is in the newest "+
+			"snapshot (a clean stop's final checkpoint empties the log)\n", info.File)
+	}
 	if info.TornOffset >= 0 {
 		fmt.Fprintf(e.stderr, "note: %s: offset %d: torn last record (%s); recovery cuts it\n",
 			info.File, info.TornOffset, info.TornReason)
