@@ -148,17 +148,7 @@ func benchRecover(b *testing.B, n, records int) {
 		runtime.GC()
 		b.StartTimer()
 		var r *Recovery
-		p.time(phLoad, func() {
-			err := checkpoint.Decode(bytes.NewReader(file.Bytes()),
-				func(m checkpoint.Meta, body io.Reader) error {
-					var err error
-					r, err = DecodeRecovery(body, m.Seq)
-					return err
-				})
-			if err != nil {
-				b.Fatal(err)
-			}
-		})
+		p.time(phLoad, func() { r = loadSnapshotFile(b, file.Bytes()) })
 		p.time(phReplay, func() {
 			for i, rec := range log {
 				if err := r.Replay(seq+uint64(i)+1, rec); err != nil {
@@ -176,15 +166,7 @@ func benchRecover(b *testing.B, n, records int) {
 		runtime.GC()
 		// As the daemon starts: the snapshot file loaded, then the log
 		// replayed at once (a collection the loading began may run on).
-		err := checkpoint.Decode(bytes.NewReader(file.Bytes()),
-			func(m checkpoint.Meta, body io.Reader) error {
-				var err error
-				r, err = DecodeRecovery(body, m.Seq)
-				return err
-			})
-		if err != nil {
-			b.Fatal(err)
-		}
+		r = loadSnapshotFile(b, file.Bytes())
 		b.StartTimer()
 		p.time(phAll, func() {
 			if err := replayBenchLog(r, seq, log); err != nil {
@@ -223,6 +205,21 @@ func replayBenchLog(r *Recovery, seq uint64, log [][]byte) error {
 		}
 		return nil
 	})
+}
+
+// loadSnapshotFile starts a recovery from a snapshot file held in memory,
+// as the daemon loads one (decompression and decoding together).
+func loadSnapshotFile(b *testing.B, file []byte) *Recovery {
+	var r *Recovery
+	err := checkpoint.Decode(bytes.NewReader(file), func(m checkpoint.Meta, body io.Reader) error {
+		var err error
+		r, err = DecodeRecovery(body, m.Seq)
+		return err
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return r
 }
 
 // unzstdBody returns the body of a snapshot file held in memory.

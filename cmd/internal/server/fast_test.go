@@ -193,18 +193,26 @@ func startAPI(t *testing.T, wrap func(net.Listener) net.Listener) (
 	return api, l, served
 }
 
+// dialPost opens a connection to addr and writes raw to it; the test's
+// end closes it.
+func dialPost(t *testing.T, addr, raw string) net.Conn {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	if _, err := io.WriteString(c, raw); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
 // TestShutdownClosesIdleConns: Shutdown ends connections that wait for a
 // request at once, without waiting for their idle timeout.
 func TestShutdownClosesIdleConns(t *testing.T) {
 	api, l, served := startAPI(t, func(l net.Listener) net.Listener { return l })
-	c, err := net.Dial("tcp", l.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	if _, err := io.WriteString(c, post(submitJob("a"))); err != nil {
-		t.Fatal(err)
-	}
+	c := dialPost(t, l.Addr().String(), post(submitJob("a")))
 	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
 	if err != nil || resp.StatusCode != 200 {
 		t.Fatalf("answer %v, %v", resp, err)
@@ -286,14 +294,7 @@ func TestServeOutlivesEMFILE(t *testing.T) {
 	api, l, served := startAPI(t, func(l net.Listener) net.Listener {
 		return &flakyListener{Listener: l}
 	})
-	c, err := net.Dial("tcp", l.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	if _, err := io.WriteString(c, post(submitJob("a"))); err != nil {
-		t.Fatal(err)
-	}
+	c := dialPost(t, l.Addr().String(), post(submitJob("a")))
 	answered := make(chan error, 1)
 	go func() {
 		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
