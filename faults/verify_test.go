@@ -128,9 +128,11 @@ func TestVerifyAgreesWithStart(t *testing.T) {
 				code, fs, logFile, last)
 		}
 		d := startDaemon(t, dir)
-		want := fmt.Sprintf(`"file":%q,"offset":%d`, logFile, last)
-		if !strings.Contains(d.Log(), "torn log tail cut") || !strings.Contains(d.Log(), want) {
-			t.Fatalf("pstated did not log the cut at %s:\n%s", want, d.Log())
+		// NB: the log is read as the daemon writes it; RecoveryLine waits
+		// for the lines of the start, d.Log() would race them.
+		m, ok := d.RecoveryLine(func(m map[string]any) bool { return m["msg"] == "torn log tail cut" })
+		if !ok || m["file"] != logFile || m["offset"] != float64(last) {
+			t.Fatalf("pstated did not log the cut at %s:%d:\n%s", logFile, last, d.Log())
 		}
 		code, b := call(t, d.Client, "GET", unixURL+"/v1/status", "", nil)
 		if code != 200 || !strings.Contains(string(b), `"seq":5`) {
