@@ -44,8 +44,10 @@ type APIServer struct {
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
 	conns     map[*plainConn]struct{}
-	closing   bool
-	idle      *sync.Cond // signalled as conns end
+	// closing is set under mu once Shutdown or Close begins; stopping
+	// reads it without the lock on every request.
+	closing atomic.Bool
+	idle    *sync.Cond // signalled as conns end
 }
 
 // Limits of the plain path; a request beyond them goes to net/http.
@@ -81,7 +83,7 @@ func (s *Server) APIServer(requireToken bool) *APIServer {
 // http.ErrServerClosed then, or the error that stopped the accepting.
 func (a *APIServer) Serve(l net.Listener) error {
 	a.mu.Lock()
-	if a.closing {
+	if a.closing.Load() {
 		a.mu.Unlock()
 		l.Close()
 		return http.ErrServerClosed
@@ -92,10 +94,7 @@ func (a *APIServer) Serve(l net.Listener) error {
 	for {
 		c, err := l.Accept()
 		if err != nil {
-			a.mu.Lock()
-			closing := a.closing
-			a.mu.Unlock()
-			if closing {
+			if a.closing.Load() {
 				return http.ErrServerClosed
 			}
 			var te interface{ Temporary() bool }
@@ -111,7 +110,7 @@ func (a *APIServer) Serve(l net.Listener) error {
 		delay = 0
 		pc := &plainConn{a: a, c: c}
 		a.mu.Lock()
-		if a.closing {
+		if a.closing.Load() {
 			a.mu.Unlock()
 			c.Close()
 			continue
@@ -158,10 +157,10 @@ func (a *APIServer) Close() error {
 func (a *APIServer) stop() {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.closing {
+	if a.closing.Load() {
 		return
 	}
-	a.closing = true
+	a.closing.Store(true)
 	for l := range a.listeners {
 		l.Close()
 	}
@@ -181,11 +180,7 @@ func (a *APIServer) closeConns() {
 }
 
 // stopping reports whether Shutdown or Close began.
-func (a *APIServer) stopping() bool {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.closing
-}
+func (a *APIServer) stopping() bool { return a.closing.Load() }
 
 // forget drops pc from the connections served here.
 func (a *APIServer) forget(pc *plainConn) {
@@ -258,7 +253,7 @@ const (
 func (a *APIServer) handOver(pc *plainConn, readBy time.Time) bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.closing {
+	if a.closing.Load() {
 		return false
 	}
 	delete(a.conns, pc)
