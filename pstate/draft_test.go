@@ -218,6 +218,19 @@ func TestApplyForksShareNothing(t *testing.T) {
 	}
 }
 
+// recoveryAtPrefix draws a prefix of log, decodes a Recovery from a
+// snapshot of the state after it, and draws a record of the prefix to
+// replay from (records the snapshot holds are skipped).
+func recoveryAtPrefix(t *rapid.T, log [][]byte, window int) (*State, *Recovery, int) {
+	k := rapid.IntRange(0, len(log)).Draw(t, "prefix")
+	prefix := replayRecords(t, NewStateWithIDWindow(window), log[:k], 0)
+	r, err := DecodeRecovery(bytes.NewReader(snapshotBytes(t, prefix)), prefix.Seq())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return prefix, r, rapid.IntRange(0, k).Draw(t, "replay from")
+}
+
 // TestPropertyRecovery: a Recovery from a snapshot at any prefix, from the
 // empty state, or from a state with jobs (committing every few records),
 // replaying the log from any earlier point, ends at the live state.
@@ -232,13 +245,7 @@ func TestPropertyRecovery(t *testing.T) {
 			}
 			return r.State()
 		}
-		k := rapid.IntRange(0, len(log)).Draw(t, "prefix")
-		prefix := replayRecords(t, NewStateWithIDWindow(window), log[:k], 0)
-		r, err := DecodeRecovery(bytes.NewReader(snapshotBytes(t, prefix)), prefix.Seq())
-		if err != nil {
-			t.Fatal(err)
-		}
-		from := rapid.IntRange(0, k).Draw(t, "replay from")
+		prefix, r, from := recoveryAtPrefix(t, log, window)
 		assertSameState(t, replay(r, from), live)
 		assertSameState(t, replay(NewRecovery(NewStateWithIDWindow(window)), 0), live)
 

@@ -1,7 +1,6 @@
 package pstate
 
 import (
-	"bytes"
 	"errors"
 	"testing"
 
@@ -25,13 +24,7 @@ func replayAll(r *Recovery, log [][]byte, from int) error {
 func TestPropertyReplayAll(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		live, log, window := stream(t)
-		k := rapid.IntRange(0, len(log)).Draw(t, "prefix")
-		prefix := replayRecords(t, NewStateWithIDWindow(window), log[:k], 0)
-		r, err := DecodeRecovery(bytes.NewReader(snapshotBytes(t, prefix)), prefix.Seq())
-		if err != nil {
-			t.Fatal(err)
-		}
-		from := rapid.IntRange(0, k).Draw(t, "replay from")
+		prefix, r, from := recoveryAtPrefix(t, log, window)
 		// A hint of the records to come, right or wrong, changes nothing.
 		expect := uint64(rapid.IntRange(0, 2*len(log)).Draw(t, "expect"))
 		r.Expect(expect)
